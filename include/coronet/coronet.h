@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* coronet: coroutine networking on libuv. The umbrella header. */
+#ifndef CORONET_H
+#define CORONET_H
+
+#define CORONET_VERSION_MAJOR 0
+#define CORONET_VERSION_MINOR 1
+#define CORONET_VERSION_PATCH 0
+
+#include "coronet/runtime.h"
+
+#endif /* CORONET_H */

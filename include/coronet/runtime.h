@@ -1,0 +1,297 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * coronet runtime: stackful coroutines scheduled on a libuv loop.
+ *
+ * One scheduler per uv_loop_t, one loop per thread. Every coroutine of a
+ * scheduler runs on that loop's thread; coroutines never move between threads.
+ * Objects in this header belong to their loop's thread unless a function says
+ * "thread-safe".
+ *
+ * Time is the loop clock in milliseconds (uv_now). Every blocking call takes an
+ * absolute deadline on that clock: -1 means none, 0 means "try once, never
+ * park", and any other value is compared with cn_now(). A blocking call
+ * returns -ETIMEDOUT when its deadline passes and -ECANCELED once the calling
+ * coroutine has been cancelled (cn_cancel); in both cases it has released what
+ * it held and the object it operated on stays usable.
+ *
+ * Errors are negative errno values (libuv's UV_E* pass through unchanged) or
+ * CN_E* codes from the band at -5000 and below.
+ */
+#ifndef CORONET_RUNTIME_H
+#define CORONET_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CORONET_BUILD)
+#define CN_EXTERN __attribute__((visibility("default")))
+#else
+#define CN_EXTERN
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* X(name, value, message): the library-only error codes. */
+#define CN_ERRNO_MAP(X)                                                                            \
+    X(CN_EOF, -5000, "end of stream")                                                              \
+    X(CN_ENOSTACK, -5001, "no coroutine stack could be allocated")                                 \
+    X(CN_ENOTCORO, -5002, "called outside a coroutine")                                            \
+    X(CN_EJOINED, -5003, "coroutine already joined or detached")                                   \
+    X(CN_ECLOSED, -5004, "object closed")
+
+enum cn_errno {
+#define CN__ERR_ENUM(name, value, msg) name = value,
+    CN_ERRNO_MAP(CN__ERR_ENUM)
+#undef CN__ERR_ENUM
+        CN_ERRNO_MAX = -5000
+};
+
+/* Human message for any error this library returns (CN_E* or negative errno).
+ * Never NULL; the string is static. */
+CN_EXTERN const char *cn_strerror(int err);
+/* Symbolic name ("CN_EOF", "ETIMEDOUT") of an error; static, never NULL. */
+CN_EXTERN const char *cn_err_name(int err);
+
+/* ---- scheduler ----------------------------------------------------------- */
+
+struct cn_co;    /* a coroutine */
+struct cn_group; /* a set of coroutines that end together */
+
+/* A coroutine body. Its return value is the coroutine's result (cn_join). */
+typedef int (*cn_fn)(void *arg);
+
+struct cn_spawn_opts {
+    const char *name;  /* shown in overflow reports; borrowed, must outlive the coroutine */
+    size_t stack_size; /* bytes; 0 = the build default (meson option stack_kib) */
+};
+
+/* Runs fn(arg) as the main coroutine on a private loop and returns its
+ * result once it and every coroutine it left behind have ended (those are
+ * cancelled when main returns). Errors: -ENOMEM, CN_ENOSTACK, or a uv error
+ * from creating the loop. */
+CN_EXTERN int cn_run(cn_fn fn, void *arg);
+
+/* Same on a caller-owned loop: attaches a scheduler to `loop`, runs the loop
+ * until main and every other coroutine have ended, then detaches and closes
+ * every handle the scheduler opened. After it returns, uv_loop_close(loop)
+ * succeeds if the caller's own code left no handle open. Not reentrant: one
+ * cn_run_on per loop and per thread at a time. */
+CN_EXTERN int cn_run_on(uv_loop_t *loop, cn_fn fn, void *arg);
+
+/* The loop the calling coroutine runs on; NULL outside a coroutine. */
+CN_EXTERN uv_loop_t *cn_loop(void);
+/* The calling coroutine; NULL outside a coroutine. */
+CN_EXTERN struct cn_co *cn_self(void);
+/* The loop clock in milliseconds (uv_now of the current loop). */
+CN_EXTERN int64_t cn_now(void);
+
+/* Starts fn(arg) as a new coroutine of the calling coroutine's scheduler.
+ * It first runs when the caller next parks or yields. *out (if not NULL)
+ * receives a handle that must be passed once to cn_join or cn_detach; with
+ * out == NULL the coroutine is detached. opts may be NULL.
+ * Errors: CN_ENOSTACK (no stack could be mapped), -ENOMEM, CN_ENOTCORO. */
+CN_EXTERN int cn_spawn(struct cn_co **out, cn_fn fn, void *arg, const struct cn_spawn_opts *opts);
+
+/* Waits until co has ended, stores its result in *result (if not NULL) and
+ * releases the handle. Errors: -ETIMEDOUT, -ECANCELED (co is still joinable),
+ * CN_EJOINED if another coroutine is already joining it. */
+CN_EXTERN int cn_join(struct cn_co *co, int *result, int64_t deadline);
+
+/* Gives up the handle: co's resources are released when it ends. */
+CN_EXTERN void cn_detach(struct cn_co *co);
+
+/* Cancels co: its current blocking call, and every later one, returns
+ * -ECANCELED at once. Idempotent; cancelling an ended coroutine does nothing.
+ * A coroutine may cancel itself. */
+CN_EXTERN void cn_cancel(struct cn_co *co);
+
+/* True once the calling coroutine has been cancelled. */
+CN_EXTERN bool cn_cancelled(void);
+
+/* Lets every other ready coroutine run once, then continues.
+ * Errors: -ECANCELED (after yielding). */
+CN_EXTERN int cn_yield(void);
+
+/* Parks until the deadline. Returns 0 when it passed; -ECANCELED. */
+CN_EXTERN int cn_sleep_until(int64_t deadline);
+/* Parks for ms milliseconds. Returns 0; -ECANCELED. */
+CN_EXTERN int cn_sleep(int64_t ms);
+
+/* The name given at spawn, or "main" / "coroutine". */
+CN_EXTERN const char *cn_co_name(const struct cn_co *co);
+
+/* ---- groups (structured concurrency) ------------------------------------ */
+
+/* A group owns the coroutines spawned into it. Errors: -ENOMEM. */
+CN_EXTERN int cn_group_new(struct cn_group **out);
+
+/* Spawns fn(arg) into g. Errors as cn_spawn, and CN_ECLOSED once closing. */
+CN_EXTERN int cn_group_spawn(struct cn_group *g, cn_fn fn, void *arg,
+                             const struct cn_spawn_opts *opts);
+
+/* Waits until every child has ended. Returns the first nonzero child result
+ * (in the order children ended) or 0. Errors: -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_group_wait(struct cn_group *g, int64_t deadline);
+
+/* Waits until a child ends with a nonzero result and returns that result, or
+ * returns 0 once every child ended with 0. Errors: -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_group_wait_failure(struct cn_group *g, int64_t deadline);
+
+/* Cancels every child still running, waits until all have ended (this wait
+ * cannot be cancelled: children unwind promptly because their blocking calls
+ * return -ECANCELED), and frees g. Accepts NULL. */
+CN_EXTERN void cn_group_close(struct cn_group *g);
+
+/* ---- channels -------------------------------------------------------------- */
+
+struct cn_chan;
+
+/* A channel of elements of elem_size bytes holding up to capacity elements
+ * (0 = unbuffered: a send completes only when a receiver takes it).
+ * Errors: -EINVAL (elem_size 0), -ENOMEM. */
+CN_EXTERN int cn_chan_new(struct cn_chan **out, size_t elem_size, size_t capacity);
+
+/* Copies elem_size bytes from val into the channel.
+ * Errors: -EPIPE (closed), -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_chan_send(struct cn_chan *ch, const void *val, int64_t deadline);
+
+/* Copies the oldest element into val. Elements sent before close are still
+ * delivered. Errors: -EPIPE (closed and empty), -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_chan_recv(struct cn_chan *ch, void *val, int64_t deadline);
+
+/* Closes the channel: parked and later senders get -EPIPE, receivers drain
+ * what is buffered and then get -EPIPE. Idempotent. */
+CN_EXTERN void cn_chan_close(struct cn_chan *ch);
+
+/* Number of buffered elements. */
+CN_EXTERN size_t cn_chan_len(const struct cn_chan *ch);
+
+/* Frees the channel. No coroutine may be parked on it. Accepts NULL. */
+CN_EXTERN void cn_chan_free(struct cn_chan *ch);
+
+enum cn_chan_op { CN_CHAN_SEND, CN_CHAN_RECV };
+
+struct cn_chan_case {
+    struct cn_chan *ch;
+    enum cn_chan_op op;
+    void *val; /* source for SEND, destination for RECV */
+    int rc;    /* out: 0, or -EPIPE when the chosen case found its channel closed */
+};
+
+/* Performs exactly one of the n operations: the first ready one in array
+ * order, or else the first to become ready while parked. Returns the index
+ * of that case; its rc says whether the operation succeeded (0) or met a
+ * closed channel (-EPIPE). Errors: -ETIMEDOUT, -ECANCELED, -EINVAL (n == 0). */
+CN_EXTERN int cn_chan_choose(struct cn_chan_case *cases, size_t n, int64_t deadline);
+
+/* ---- wait group, mutex, semaphore, event ---------------------------------- */
+
+/* Private: a FIFO of parked coroutines, embedded so that no primitive below
+ * allocates. Zero-initialised means empty. */
+struct cn__waiter;
+struct cn__waitq {
+    struct cn__waiter *head;
+    struct cn__waiter *tail;
+};
+
+struct cn_wg {
+    int64_t count;
+    struct cn__waitq waiters; /* private */
+};
+#define CN_WG_INIT                                                                                 \
+    {                                                                                              \
+        0,                                                                                         \
+        {                                                                                          \
+            NULL, NULL                                                                             \
+        }                                                                                          \
+    }
+CN_EXTERN void cn_wg_add(struct cn_wg *wg, int64_t n);
+CN_EXTERN void cn_wg_done(struct cn_wg *wg);
+/* Waits until the count is zero. Errors: -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_wg_wait(struct cn_wg *wg, int64_t deadline);
+
+struct cn_mutex {
+    struct cn_co *owner;
+    struct cn__waitq waiters; /* private */
+};
+#define CN_MUTEX_INIT                                                                              \
+    {                                                                                              \
+        NULL,                                                                                      \
+        {                                                                                          \
+            NULL, NULL                                                                             \
+        }                                                                                          \
+    }
+/* FIFO, not recursive. Errors: -ETIMEDOUT, -ECANCELED, -EDEADLK (owner relocks). */
+CN_EXTERN int cn_mutex_lock(struct cn_mutex *m, int64_t deadline);
+CN_EXTERN void cn_mutex_unlock(struct cn_mutex *m);
+
+struct cn_sem {
+    int64_t count;
+    struct cn__waitq waiters; /* private */
+};
+#define CN_SEM_INIT(n)                                                                             \
+    {                                                                                              \
+        (n),                                                                                       \
+        {                                                                                          \
+            NULL, NULL                                                                             \
+        }                                                                                          \
+    }
+/* Errors: -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_sem_acquire(struct cn_sem *s, int64_t deadline);
+CN_EXTERN void cn_sem_release(struct cn_sem *s);
+
+struct cn_event {
+    bool set;
+    struct cn__waitq waiters; /* private */
+};
+#define CN_EVENT_INIT                                                                              \
+    {                                                                                              \
+        false,                                                                                     \
+        {                                                                                          \
+            NULL, NULL                                                                             \
+        }                                                                                          \
+    }
+/* Sets the event and wakes every waiter; it stays set until reset. */
+CN_EXTERN void cn_event_set(struct cn_event *e);
+CN_EXTERN void cn_event_reset(struct cn_event *e);
+/* Returns 0 once the event is set. Errors: -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_event_wait(struct cn_event *e, int64_t deadline);
+
+/* ---- offload to the libuv thread pool ------------------------------------ */
+
+/* Runs fn(arg) on libuv's thread pool and returns its result.
+ * Cancellation and deadline: a job that has not started is withdrawn and the
+ * call returns -ECANCELED / -ETIMEDOUT at once. A job already running cannot
+ * be interrupted: the call waits for it to finish (so arg stays valid for
+ * the job's whole life), drops its result and returns -ECANCELED /
+ * -ETIMEDOUT. fn must not call coroutine functions. */
+CN_EXTERN int cn_offload(cn_fn fn, void *arg, int64_t deadline);
+
+/* ---- bridge: threads outside the loop ------------------------------------- */
+
+struct cn_bridge;
+
+/* Opens a bridge into the calling coroutine's loop. Errors: -ENOMEM, uv errors. */
+CN_EXTERN int cn_bridge_open(struct cn_bridge **out);
+
+/* Thread-safe; call from any thread other than the loop's. Runs fn(arg) as a
+ * new coroutine on the bridge's loop, waits for it to end and stores its
+ * result in *result. Returns 0, or CN_ECLOSED if the bridge is closing,
+ * CN_ENOSTACK / -ENOMEM if no coroutine could be started. */
+CN_EXTERN int cn_bridge_call(struct cn_bridge *b, cn_fn fn, void *arg, int *result);
+
+/* From the loop's thread: refuses new calls (CN_ECLOSED), waits for running
+ * ones to end, closes the handle and frees b. Accepts NULL. */
+CN_EXTERN void cn_bridge_close(struct cn_bridge *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORONET_RUNTIME_H */
