@@ -4,6 +4,14 @@
 
 #include <fenv.h>
 
+/* Valgrind computes with round-to-nearest whatever the mode (its manual,
+ * "Limitations"); it still saves and restores the mode itself. */
+static bool under_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return preload && strstr(preload, "vgpreload");
+}
+
 static volatile double one = 1.0, three = 3.0;
 
 struct fp_probe {
@@ -49,7 +57,9 @@ static int fp_main(void *arg)
     CN_ASSERT_EQ(down.seen_after, FE_DOWNWARD);
     CN_ASSERT_EQ(plain.seen_before, FE_TONEAREST);
     CN_ASSERT_EQ(plain.seen_after, FE_TONEAREST);
-    CN_ASSERT(up.quotient > down.quotient);   /* the modes really applied */
+    if (!under_valgrind()) {
+        CN_ASSERT(up.quotient > down.quotient); /* the modes really applied */
+    }
     CN_ASSERT_EQ(fegetround(), FE_TONEAREST); /* main is untouched */
     return 0;
 }
