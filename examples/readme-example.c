@@ -16,9 +16,10 @@ static int producer(void *arg)
 
 static int consumer(void *arg)
 {
+    int64_t start = cn_now();
     int v;
     while (cn_chan_recv(arg, &v, -1) == 0) {
-        printf("got %d at %lld ms\n", v, (long long)cn_now());
+        printf("got %d after %lld ms\n", v, (long long)(cn_now() - start));
     }
     return 0;
 }

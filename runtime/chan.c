@@ -20,7 +20,11 @@
  *     even if a cancel or deadline raced in before the owner resumed.
  *
  * Elements are copied with memcpy, so they need no alignment in the ring.
- * Called from coroutines of the channel's loop thread only.
+ * cn_chan_choose takes at most CHOOSE_MAX cases (its waiters are a fixed
+ * array on the caller's stack, so a blocking choose never allocates); a longer
+ * list gets -EINVAL. Following the header's contract, every call that could
+ * block returns -ECANCELED once the caller is cancelled, even if it could
+ * complete at once. Called from coroutines of the channel's loop thread only.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -29,7 +33,7 @@
 
 #include "internal.h"
 
-/* Cases of one cn_chan_choose call; their waiters live on the caller's stack. */
+/* Most cases of one cn_chan_choose call (16 waiters: under 1 KiB of stack). */
 #define CHOOSE_MAX 16
 
 /* w->rc while no waker has completed the waiter (results are 0 or -EPIPE). */

@@ -8,5 +8,9 @@
 #define CORONET_VERSION_PATCH 0
 
 #include "coronet/runtime.h"
+#include "coronet/net.h"
+#if __has_include("coronet/http.h") /* TEMPORARY while files land */
+#include "coronet/http.h"
+#endif
 
 #endif /* CORONET_H */

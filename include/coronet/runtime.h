@@ -44,7 +44,13 @@ extern "C" {
     X(CN_ENOSTACK, -5001, "no coroutine stack could be allocated")                                 \
     X(CN_ENOTCORO, -5002, "called outside a coroutine")                                            \
     X(CN_EJOINED, -5003, "coroutine already joined or detached")                                   \
-    X(CN_ECLOSED, -5004, "object closed")
+    X(CN_ECLOSED, -5004, "object closed")                                                          \
+    X(CN_EBROKEN, -5005, "stream torn down by an interrupted write")                               \
+    X(CN_ETLS, -5100, "TLS error")                                                                 \
+    X(CN_ETLS_HANDSHAKE, -5101, "TLS handshake failed")                                            \
+    X(CN_ETLS_UNTRUSTED, -5102, "TLS peer certificate not trusted")                                \
+    X(CN_ETLS_EXPIRED, -5103, "TLS peer certificate expired or not yet valid")                     \
+    X(CN_ETLS_HOSTNAME, -5104, "TLS peer certificate does not match the host name")
 
 enum cn_errno {
 #define CN__ERR_ENUM(name, value, msg) name = value,

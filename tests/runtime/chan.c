@@ -352,6 +352,20 @@ LOOP_CASE(try_once_never_parks)
     return 0;
 }
 
+/* A far deadline that no longer matters must not keep the loop alive: this
+ * case hangs (until the test timeout) if the scheduler's timer stays armed. */
+LOOP_CASE(recv_woken_before_far_deadline_lets_loop_end)
+{
+    struct cn_chan *ch = chan(sizeof(int), 0);
+    struct op o = {.ch = ch, .value = 4, .deadline = -1};
+    struct cn_co *co;
+    CN_ASSERT_EQ(cn_spawn(&co, send_op, &o, NULL), 0);
+    CN_ASSERT_EQ(recv_int(ch, cn_now() + 3600 * 1000), 4);
+    join(co);
+    cn_chan_free(ch);
+    return 0;
+}
+
 /* ---- cancellation -------------------------------------------------------------- */
 
 LOOP_CASE(parked_recv_returns_canceled_and_chan_stays_usable)
@@ -786,6 +800,7 @@ CN_TEST_MAIN(CN_CASE(buffered_chan_keeps_fifo_order),
              CN_CASE(elements_of_any_size_are_copied_whole), CN_CASE(chan_new_rejects_bad_sizes),
              CN_CASE(stress_chan_8x8_million), CN_CASE(send_times_out_at_deadline),
              CN_CASE(recv_times_out_at_deadline), CN_CASE(try_once_never_parks),
+             CN_CASE(recv_woken_before_far_deadline_lets_loop_end),
              CN_CASE(parked_recv_returns_canceled_and_chan_stays_usable),
              CN_CASE(parked_send_returns_canceled_and_chan_stays_usable),
              CN_CASE(recv_keeps_value_handed_before_cancel),

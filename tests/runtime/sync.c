@@ -468,6 +468,23 @@ LOOP_CASE(event_wait_returns_canceled)
     return 0;
 }
 
+static int set_event(void *arg)
+{
+    cn_event_set(arg);
+    return 0;
+}
+
+/* A far deadline that no longer matters must not keep the loop alive: this
+ * case hangs (until the test timeout) if the scheduler's timer stays armed. */
+LOOP_CASE(event_wait_woken_before_far_deadline_lets_loop_end)
+{
+    struct cn_event e = CN_EVENT_INIT;
+    struct cn_co *co = spawn(set_event, &e);
+    CN_ASSERT_EQ(cn_event_wait(&e, cn_now() + 3600 * 1000), 0);
+    join(co);
+    return 0;
+}
+
 CN_TEST_MAIN(CN_CASE(wg_waits_for_all_workers), CN_CASE(wg_wait_times_out_at_deadline),
              CN_CASE(wg_wait_returns_canceled), CN_CASE(mutex_excludes_yielding_coroutines),
              CN_CASE(mutex_hands_off_in_fifo_order), CN_CASE(mutex_relock_by_owner_returns_edeadlk),
@@ -477,4 +494,5 @@ CN_TEST_MAIN(CN_CASE(wg_waits_for_all_workers), CN_CASE(wg_wait_times_out_at_dea
              CN_CASE(sem_release_hands_permit_to_oldest_waiter),
              CN_CASE(sem_acquire_times_out_at_deadline), CN_CASE(sem_acquire_cancel_keeps_permits),
              CN_CASE(event_set_wakes_all_waiters), CN_CASE(event_stays_set_until_reset),
-             CN_CASE(event_wait_times_out_at_deadline), CN_CASE(event_wait_returns_canceled))
+             CN_CASE(event_wait_times_out_at_deadline), CN_CASE(event_wait_returns_canceled),
+             CN_CASE(event_wait_woken_before_far_deadline_lets_loop_end))

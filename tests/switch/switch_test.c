@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <fenv.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,17 @@
 #include <sys/mman.h>
 
 #include "ctx.h"
+
+/* Valgrind must be told about the stacks or it takes every switch for a wild
+ * stack-pointer jump. Header-only, so the cross build simply goes without. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#if !defined(VALGRIND_STACK_REGISTER)
+#define VALGRIND_STACK_REGISTER(lo, hi) 0u
+#endif
 
 #define STACK_SIZE (256 * 1024)
 #define PINGS 200000
@@ -73,6 +85,7 @@ static void *map_stack(void)
         perror("mmap");
         exit(1);
     }
+    (void)VALGRIND_STACK_REGISTER(p, (char *)p + STACK_SIZE);
     return p;
 }
 
@@ -83,6 +96,7 @@ static void *malloc_stack(void)
         perror("aligned_alloc");
         exit(1);
     }
+    (void)VALGRIND_STACK_REGISTER(p, (char *)p + STACK_SIZE);
     return p;
 }
 
@@ -266,9 +280,21 @@ static int rounding_direction_x87(void)
 }
 #endif
 
+/* Valgrind computes with round-to-nearest whatever the mode (its manual,
+ * "Limitations"), though it keeps the mode itself; its preload library is how
+ * to tell without depending on valgrind.h. */
+static bool arithmetic_follows_mode(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return preload == NULL || strstr(preload, "vgpreload") == NULL;
+}
+
 static void check_mode(int mode, int direction)
 {
     CHECK(fegetround() == mode);
+    if (!arithmetic_follows_mode()) {
+        return;
+    }
     CHECK(rounding_direction() == direction);
 #if defined(__x86_64__)
     CHECK(rounding_direction_x87() == direction);
