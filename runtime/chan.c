@@ -34,7 +34,7 @@
 #include "internal.h"
 
 /* Most cases of one cn_chan_choose call (16 waiters: under 1 KiB of stack). */
-#define CHOOSE_MAX 16
+#define CHOOSE_MAX CN_CHAN_CHOOSE_MAX
 
 /* w->rc while no waker has completed the waiter (results are 0 or -EPIPE). */
 #define WAITING 1

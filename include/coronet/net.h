@@ -68,9 +68,10 @@ CN_EXTERN int cn_stream_writev(struct cn_stream *s, const uv_buf_t *bufs, size_t
 CN_EXTERN int cn_stream_shutdown(struct cn_stream *s, int64_t deadline);
 
 /* Closes the stream and frees it; returns when every resource is released.
- * Never fails and cannot be cancelled. Accepts NULL. A TLS stream sends its
- * close_notify (bounded by a short internal deadline) and closes the stream
- * it owns. */
+ * Never fails and cannot be cancelled. Accepts NULL. No other coroutine may
+ * be parked on the stream (cancel it and let it return first). A TLS stream
+ * sends its close_notify (bounded by a short internal deadline) and closes
+ * the stream it owns. */
 CN_EXTERN void cn_stream_close(struct cn_stream *s);
 
 /* ---- TCP ----------------------------------------------------------------------- */
@@ -140,9 +141,12 @@ struct cn_tls_server_opts {
     size_t nalpn;
 };
 
-/* Client and server contexts, shared by many connections of one loop.
+/* Client and server contexts, shared by many connections of one loop. Each
+ * stream holds a reference, so a context may be freed while streams made
+ * from it are still open.
  * Errors: CN_ETLS (unreadable file, bad PEM, key not matching the
- * certificate; cn_tls_last_error has OpenSSL's reason), -ENOMEM. */
+ * certificate; cn_tls_last_error has OpenSSL's reason), -EINVAL (missing
+ * certificate or key, ALPN name empty or longer than 255 bytes), -ENOMEM. */
 CN_EXTERN int cn_tls_client_ctx_new(struct cn_tls_ctx **out, const struct cn_tls_client_opts *o);
 CN_EXTERN int cn_tls_server_ctx_new(struct cn_tls_ctx **out, const struct cn_tls_server_opts *o);
 CN_EXTERN void cn_tls_ctx_free(struct cn_tls_ctx *ctx);
@@ -151,7 +155,14 @@ CN_EXTERN void cn_tls_ctx_free(struct cn_tls_ctx *ctx);
  * case: on failure it is closed). server_name is sent as SNI and verified
  * against the certificate unless verification is skipped.
  * Errors: CN_ETLS_UNTRUSTED, CN_ETLS_EXPIRED, CN_ETLS_HOSTNAME,
- * CN_ETLS_HANDSHAKE, the stream's own errors, -ETIMEDOUT, -ECANCELED. */
+ * CN_ETLS_HANDSHAKE (also when the peer ends the stream mid-handshake),
+ * -EINVAL (server_name NULL with verification on), the stream's own errors,
+ * -ETIMEDOUT, -ECANCELED.
+ *
+ * On an established TLS stream, read returns 0 only after the peer's
+ * close_notify; a stream that ends without one is a truncation and reads
+ * return -ECONNRESET. A write interrupted after records were sealed tears the
+ * stream down (CN_EBROKEN), as for TCP. */
 CN_EXTERN int cn_tls_connect(struct cn_stream **out, struct cn_tls_ctx *ctx,
                              struct cn_stream *inner, const char *server_name, int64_t deadline);
 

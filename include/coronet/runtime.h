@@ -16,6 +16,12 @@
  *
  * Errors are negative errno values (libuv's UV_E* pass through unchanged) or
  * CN_E* codes from the band at -5000 and below.
+ *
+ * Cancellation is final: once cancelled, a coroutine's blocking calls fail
+ * with -ECANCELED even when they could complete at once, so cleanup code must
+ * not depend on taking a lock or sending a last message. Any call with a
+ * deadline may also return -ENOMEM if the scheduler's deadline heap cannot
+ * grow, and blocking calls made outside a coroutine return CN_ENOTCORO.
  */
 #ifndef CORONET_RUNTIME_H
 #define CORONET_RUNTIME_H
@@ -191,10 +197,12 @@ struct cn_chan_case {
     int rc;    /* out: 0, or -EPIPE when the chosen case found its channel closed */
 };
 
-/* Performs exactly one of the n operations: the first ready one in array
- * order, or else the first to become ready while parked. Returns the index
- * of that case; its rc says whether the operation succeeded (0) or met a
- * closed channel (-EPIPE). Errors: -ETIMEDOUT, -ECANCELED, -EINVAL (n == 0). */
+/* Performs exactly one of the n operations (n <= CN_CHAN_CHOOSE_MAX): the
+ * first ready one in array order, or else the first to become ready while
+ * parked. Returns the index of that case; its rc says whether the operation
+ * succeeded (0) or met a closed channel (-EPIPE); the other cases' rc are left
+ * as they were. Errors: -ETIMEDOUT, -ECANCELED, -EINVAL (n == 0 or too many). */
+#define CN_CHAN_CHOOSE_MAX 16
 CN_EXTERN int cn_chan_choose(struct cn_chan_case *cases, size_t n, int64_t deadline);
 
 /* ---- wait group, mutex, semaphore, event ---------------------------------- */
@@ -218,6 +226,7 @@ struct cn_wg {
             NULL, NULL                                                                             \
         }                                                                                          \
     }
+/* A count going below zero is a bug and aborts. */
 CN_EXTERN void cn_wg_add(struct cn_wg *wg, int64_t n);
 CN_EXTERN void cn_wg_done(struct cn_wg *wg);
 /* Waits until the count is zero. Errors: -ETIMEDOUT, -ECANCELED. */
@@ -234,7 +243,10 @@ struct cn_mutex {
             NULL, NULL                                                                             \
         }                                                                                          \
     }
-/* FIFO, not recursive. Errors: -ETIMEDOUT, -ECANCELED, -EDEADLK (owner relocks). */
+/* FIFO, not recursive; unlock hands the lock straight to the oldest waiter.
+ * A mutex whose owner ends while holding it stays locked. Unlocking a mutex
+ * the caller does not own is a bug and aborts.
+ * Errors: -ETIMEDOUT, -ECANCELED, -EDEADLK (owner relocks). */
 CN_EXTERN int cn_mutex_lock(struct cn_mutex *m, int64_t deadline);
 CN_EXTERN void cn_mutex_unlock(struct cn_mutex *m);
 
