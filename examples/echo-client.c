@@ -101,8 +101,8 @@ static int conn_main(void *arg)
     if (rc != 0) {
         c->run->failures++;
         if (!c->run->first_error) {
-            c->run->first_error = rc == -EBADMSG ? "echo differs from what was sent"
-                                                 : cn_strerror(rc);
+            c->run->first_error =
+                rc == -EBADMSG ? "echo differs from what was sent" : cn_strerror(rc);
         }
     }
     return rc;
@@ -152,6 +152,15 @@ static int client_main(void *arg)
     return 0;
 }
 
+/* A whole decimal number in [lo, hi], or -1. */
+static long parse_num(const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' && v >= lo && v <= hi ? v : -1;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: echo-client HOST PORT [--tls] [--ca FILE] [--insecure] [--size B] "
@@ -164,7 +173,10 @@ static int parse(int argc, char **argv, struct config *cfg)
     if (argc < 3) {
         return usage();
     }
-    *cfg = (struct config){.host = argv[1], .port = atoi(argv[2]), .size = 64, .count = 1000,
+    *cfg = (struct config){.host = argv[1],
+                           .port = (int)parse_num(argv[2], 1, 65535),
+                           .size = 64,
+                           .count = 1000,
                            .conns = 1};
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i];
@@ -176,18 +188,17 @@ static int parse(int argc, char **argv, struct config *cfg)
         } else if (strcmp(a, "--ca") == 0 && more) {
             cfg->ca = argv[++i];
         } else if (strcmp(a, "--size") == 0 && more) {
-            cfg->size = (size_t)strtoull(argv[++i], NULL, 10);
+            cfg->size = (size_t)parse_num(argv[++i], 0, 64L << 20);
         } else if (strcmp(a, "--count") == 0 && more) {
-            cfg->count = atol(argv[++i]);
+            cfg->count = parse_num(argv[++i], 1, 1000000000L);
         } else if (strcmp(a, "--conns") == 0 && more) {
-            cfg->conns = atoi(argv[++i]);
+            cfg->conns = (int)parse_num(argv[++i], 1, 100000);
         } else {
             return usage();
         }
     }
-    bool ok = cfg->port > 0 && cfg->port <= 65535 && cfg->size > 0 &&
-              cfg->size <= (64u << 20) && cfg->count > 0 && cfg->conns > 0 &&
-              cfg->conns <= 100000 && (double)cfg->count * cfg->conns <= 1e9;
+    bool ok = cfg->port > 0 && cfg->size > 0 && cfg->size != (size_t)-1 && cfg->count > 0 &&
+              cfg->conns > 0 && (double)cfg->count * cfg->conns <= 1e9;
     return ok ? 0 : usage();
 }
 

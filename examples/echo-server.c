@@ -28,14 +28,16 @@ struct config {
 
 struct server {
     const struct config *cfg;
-    int port;                    /* the port to bind: the one thread 0 got */
+    int port; /* the port to bind: the one thread 0 got */
     struct cn_tls_ctx *tls;
     struct cn_tcp_listener *listener;
     struct cn_group *conns;
     struct cn_event stop;
-    bool announce;               /* print "listening on" (thread 0) */
-    uv_sem_t *bound;             /* posted once the listener is open (thread 0) */
+    bool announce;   /* print "listening on" (thread 0) */
+    uv_sem_t *bound; /* posted once the listener is open (thread 0) */
     int bound_rc;
+    int index;   /* loop number, for the exit report */
+    long served; /* connections accepted by this loop */
     int rc;
 };
 
@@ -91,6 +93,7 @@ static int accept_loop(void *arg)
             cn_sleep(10); /* out of descriptors: let connections end */
             continue;
         }
+        srv->served++;
         struct conn *c = malloc(sizeof *c);
         if (!c || cn_group_spawn(srv->conns, conn_main, c, NULL) != 0) {
             free(c);
@@ -108,11 +111,6 @@ static void on_signal(uv_signal_t *h, int signum)
     cn_event_set(&srv->stop);
 }
 
-static void on_signal_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 static int open_listener(struct server *srv, bool announce)
 {
     const struct config *cfg = srv->cfg;
@@ -125,8 +123,8 @@ static int open_listener(struct server *srv, bool announce)
     }
     srv->port = cn_tcp_listener_port(srv->listener);
     if (announce) {
-        const char *fmt = strchr(cfg->host, ':') ? "listening on [%s]:%d\n" : "listening on %s:%d\n";
-        printf(fmt, cfg->host, srv->port);
+        bool v6 = strchr(cfg->host, ':') != NULL;
+        printf("listening on %s%s%s:%d\n", v6 ? "[" : "", cfg->host, v6 ? "]" : "", srv->port);
         fflush(stdout);
     }
     return 0;
@@ -175,8 +173,8 @@ static int serve_until_signal(struct server *srv)
         cn_tcp_listener_close(srv->listener);
         cn_group_close(srv->conns);
     }
-    uv_close((uv_handle_t *)&sigint, on_signal_closed);
-    uv_close((uv_handle_t *)&sigterm, on_signal_closed);
+    cn_uv_close((uv_handle_t *)&sigint);
+    cn_uv_close((uv_handle_t *)&sigterm);
     return rc;
 }
 
@@ -206,6 +204,15 @@ static void thread_main(void *arg)
     srv->rc = cn_run(loop_main, srv);
 }
 
+/* A whole decimal number in [lo, hi], or -1. */
+static long parse_num(const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' && v >= lo && v <= hi ? v : -1;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: echo-server --port N [--host H] [--tls CERT KEY] [--threads T]\n");
@@ -219,11 +226,11 @@ static int parse(int argc, char **argv, struct config *cfg)
         const char *a = argv[i];
         bool more = i + 1 < argc;
         if (strcmp(a, "--port") == 0 && more) {
-            cfg->port = atoi(argv[++i]);
+            cfg->port = (int)parse_num(argv[++i], 0, 65535);
         } else if (strcmp(a, "--host") == 0 && more) {
             cfg->host = argv[++i];
         } else if (strcmp(a, "--threads") == 0 && more) {
-            cfg->threads = atoi(argv[++i]);
+            cfg->threads = (int)parse_num(argv[++i], 1, MAX_THREADS);
         } else if (strcmp(a, "--tls") == 0 && i + 2 < argc) {
             cfg->cert = argv[++i];
             cfg->key = argv[++i];
@@ -254,11 +261,12 @@ int main(int argc, char **argv)
     int rc = servers[0].bound_rc;
     int started = 1;
     for (; rc == 0 && started < cfg.threads; started++) {
-        servers[started] = (struct server){.cfg = &cfg, .port = servers[0].port};
+        servers[started] = (struct server){.cfg = &cfg, .port = servers[0].port, .index = started};
         uv_thread_create(&threads[started], thread_main, &servers[started]);
     }
     for (int i = 0; i < started; i++) {
         uv_thread_join(&threads[i]);
+        fprintf(stderr, "echo-server: loop %d served %ld connections\n", i, servers[i].served);
         if (servers[i].rc != 0 && rc == 0) {
             rc = servers[i].rc;
         }

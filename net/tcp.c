@@ -52,20 +52,20 @@ struct tcp {
     struct cn_co *reader; /* parked in read */
     char *rdst;           /* the reader's buffer for a direct read, or NULL */
     size_t rdst_len;
-    char *rbuf;           /* receive buffer, NULL while empty */
-    size_t rstart;        /* unread bytes are rbuf[rstart, rend) */
+    char *rbuf;    /* receive buffer, NULL while empty */
+    size_t rstart; /* unread bytes are rbuf[rstart, rend) */
     size_t rend;
-    int rerr;             /* sticky read error */
+    int rerr; /* sticky read error */
     bool eof;
-    bool reading;         /* uv_read_start is active */
+    bool reading; /* uv_read_start is active */
     /* write side */
-    bool writing;                 /* a writer owns the write side */
-    struct cn__waitq writers;     /* writers waiting for it */
-    int werr;                     /* sticky write error */
+    bool writing;             /* a writer owns the write side */
+    struct cn__waitq writers; /* writers waiting for it */
+    int werr;                 /* sticky write error */
     /* life */
-    bool closing;                 /* uv_close called */
-    bool closed;                  /* close callback ran */
-    struct cn_co *closer;         /* parked until closed */
+    bool closing;         /* uv_close called */
+    bool closed;          /* close callback ran */
+    struct cn_co *closer; /* parked until closed */
 };
 
 static const struct cn_stream_vt tcp_vt;
@@ -727,11 +727,10 @@ static int bind_reuseport(struct cn_tcp_listener *l, const struct sockaddr *addr
         return -errno;
     }
     int on = 1;
-    socklen_t len = addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                 : sizeof(struct sockaddr_in);
+    socklen_t len =
+        addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
-        bind(fd, addr, len) != 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 || bind(fd, addr, len) != 0) {
         int err = -errno;
         close(fd);
         return err;

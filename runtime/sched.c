@@ -466,15 +466,6 @@ void cn__run_ready(struct cn_sched *s)
     for (int budget = DRAIN_BUDGET; budget > 0 && (co = ready_pop(s)) != NULL; budget--) {
         resume(s, co);
     }
-    if (s->yield_head) {
-        if (s->ready_tail) {
-            s->ready_tail->next = s->yield_head;
-        } else {
-            s->ready_head = s->yield_head;
-        }
-        s->ready_tail = s->yield_tail;
-        s->yield_head = s->yield_tail = NULL;
-    }
     s->draining = false;
     if (s->ready_head) {
         uv_idle_start(&s->idle, on_idle);
@@ -555,14 +546,7 @@ int cn_yield(void)
     if (!co) {
         return CN_ENOTCORO;
     }
-    co->state = CN__READY;
-    co->next = NULL;
-    if (s->yield_tail) {
-        s->yield_tail->next = co;
-    } else {
-        s->yield_head = co;
-    }
-    s->yield_tail = co;
+    ready_push(s, co); /* behind everyone ready now; the drain budget bounds a yield storm */
     switch_out(s, co, false);
     return co->cancelled ? -ECANCELED : 0;
 }
@@ -582,6 +566,26 @@ int cn_sleep(int64_t ms)
         return CN_ENOTCORO;
     }
     return cn_sleep_until(cn_now() + (ms > 0 ? ms : 0));
+}
+
+static void on_user_handle_closed(uv_handle_t *h)
+{
+    cn__wake(h->data, 0);
+}
+
+void cn_uv_close(uv_handle_t *h)
+{
+    struct cn_co *co = cn__current();
+    if (!co) {
+        uv_close(h, NULL); /* nobody to park: the caller must keep h alive */
+        return;
+    }
+    void *saved = h->data;
+    h->data = co;
+    uv_close(h, on_user_handle_closed);
+    /* Only the close callback wakes this park (uncancellable, no deadline). */
+    cn__park(-1, CN__PARK_NOCANCEL);
+    h->data = saved;
 }
 
 /* ---- running a scheduler ------------------------------------------------- */

@@ -25,7 +25,7 @@ struct cn_co {
     void *arg;
     const char *name;
     void *asan_fake;         /* ASan fake stack while suspended */
-    struct cn_co *next;      /* ready queue, yield queue or free list */
+    struct cn_co *next;      /* ready queue or free list */
     struct cn_co *live_prev; /* every coroutine not yet ended */
     struct cn_co *live_next;
     struct cn_co *joiner;     /* parked in cn_join on this coroutine */
@@ -51,8 +51,6 @@ struct cn_sched {
     size_t asan_main_size;
     struct cn_co *ready_head;
     struct cn_co *ready_tail;
-    struct cn_co *yield_head; /* yielded during this drain; run next drain */
-    struct cn_co *yield_tail;
     struct cn_co *live; /* list of coroutines not yet ended */
     size_t nlive;
     struct cn_co *main;

@@ -47,7 +47,9 @@ cn__ctx_switch:
     ldr x9, [sp, #160]
     msr fpcr, x9
     add sp, sp, #176
-    ret
+    /* br, not ret: ret would train the return predictor with a return into
+     * another context (see switch_x86_64.S). */
+    br x30
     .cfi_endproc
     .size cn__ctx_switch, .-cn__ctx_switch
 

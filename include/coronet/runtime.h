@@ -139,6 +139,11 @@ CN_EXTERN int cn_sleep(int64_t ms);
 /* The name given at spawn, or "main" / "coroutine". */
 CN_EXTERN const char *cn_co_name(const struct cn_co *co);
 
+/* Closes a libuv handle of the current loop and returns once its close
+ * callback has run, so the handle's memory (often on the coroutine's stack)
+ * may be reused. Borrows h->data until it returns. Cannot be cancelled. */
+CN_EXTERN void cn_uv_close(uv_handle_t *h);
+
 /* ---- groups (structured concurrency) ------------------------------------ */
 
 /* A group owns the coroutines spawned into it. Errors: -ENOMEM. */

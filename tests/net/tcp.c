@@ -389,7 +389,7 @@ static int reset_main(void *arg)
             break;
         }
     }
-    CN_ASSERT_EQ(rc, -ETIMEDOUT);                    /* the kernel buffers are full */
+    CN_ASSERT_EQ(rc, -ETIMEDOUT);                             /* the kernel buffers are full */
     CN_ASSERT_EQ(cn_stream_write(c, "x", 1, -1), CN_EBROKEN); /* and the stream is torn down */
     cn_stream_close(c);
 

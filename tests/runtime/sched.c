@@ -276,8 +276,34 @@ static void spawn_join_cycles_reuse_pooled_stacks(void)
     CN_ASSERT_EQ(cn_test_run(spawn_join_many_main, NULL), 0);
 }
 
-CN_TEST_MAIN(CN_CASE(join_returns_child_result), CN_CASE(run_returns_main_result),
-             CN_CASE(yield_interleaves_in_spawn_order), CN_CASE(join_times_out_and_stays_joinable),
+static void never_fires(uv_timer_t *t)
+{
+    CN_ASSERT(!"the timer was closed before it could fire");
+}
+
+static int stack_handle_main(void *arg)
+{
+    /* A handle on the coroutine's stack, closed synchronously: after
+     * cn_uv_close returns, the frame may go (and the stack be reused). */
+    for (int i = 0; i < 100; i++) {
+        uv_timer_t t;
+        CN_ASSERT_EQ(uv_timer_init(cn_loop(), &t), 0);
+        CN_ASSERT_EQ(uv_timer_start(&t, never_fires, 60000, 0), 0);
+        t.data = &t;
+        cn_uv_close((uv_handle_t *)&t);
+        CN_ASSERT(t.data == &t); /* data is given back */
+    }
+    return 0;
+}
+
+static void uv_close_returns_after_the_close_callback(void)
+{
+    CN_ASSERT_EQ(cn_test_run(stack_handle_main, NULL), 0);
+}
+
+CN_TEST_MAIN(CN_CASE(uv_close_returns_after_the_close_callback), CN_CASE(join_returns_child_result),
+             CN_CASE(run_returns_main_result), CN_CASE(yield_interleaves_in_spawn_order),
+             CN_CASE(join_times_out_and_stays_joinable),
              CN_CASE(join_cancelled_leaves_target_joinable),
              CN_CASE(detached_coroutines_run_and_free_themselves),
              CN_CASE(main_end_cancels_leftover_coroutines), CN_CASE(deadlocked_main_is_cancelled),
