@@ -1,45 +1,43 @@
 /* SPDX-License-Identifier: MIT */
-/* Two coroutines, straight-line code: a producer sleeps and sends, a consumer
- * receives until the channel is closed. Only the sleeping coroutine waits. */
+/* An echo server: one coroutine per connection, written straight-line. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <coronet/coronet.h>
 
-static int producer(void *arg)
+static int echo(void *conn)
 {
-    for (int i = 1; i <= 3; i++) {
-        cn_sleep(100);
-        cn_chan_send(arg, &i, -1);
+    char buf[4096];
+    ssize_t n;
+    while ((n = cn_stream_read(conn, buf, sizeof buf, -1)) > 0) {
+        if (cn_stream_write(conn, buf, (size_t)n, cn_now() + 10000) != 0) {
+            break; /* peer gone, or stuck for 10 s */
+        }
     }
-    cn_chan_close(arg);
+    cn_stream_close(conn);
     return 0;
 }
 
-static int consumer(void *arg)
+static int serve(void *port)
 {
-    int64_t start = cn_now();
-    int v;
-    while (cn_chan_recv(arg, &v, -1) == 0) {
-        printf("got %d after %lld ms\n", v, (long long)(cn_now() - start));
+    struct cn_tcp_listener *l;
+    struct cn_stream *conn;
+    int rc = cn_tcp_listen(&l, "127.0.0.1", *(int *)port, NULL);
+    if (rc < 0) {
+        return rc;
     }
-    return 0;
-}
-
-static int start(void *arg)
-{
-    struct cn_chan *ch;
-    struct cn_group *g;
-    if (cn_chan_new(&ch, sizeof(int), 0) < 0 || cn_group_new(&g) < 0) {
-        return 1;
+    printf("listening on 127.0.0.1:%d\n", cn_tcp_listener_port(l));
+    fflush(stdout);
+    while ((rc = cn_tcp_accept(l, &conn, -1)) == 0) {
+        cn_spawn(NULL, echo, conn, NULL); /* detached: frees itself */
     }
-    cn_group_spawn(g, producer, ch, NULL);
-    cn_group_spawn(g, consumer, ch, NULL);
-    int rc = cn_group_wait(g, -1); /* both ended */
-    cn_group_close(g);
-    cn_chan_free(ch);
+    cn_tcp_listener_close(l);
     return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return cn_run(start, NULL);
+    int port = argc > 1 ? atoi(argv[1]) : 7000;
+    int rc = cn_run(serve, &port);
+    fprintf(stderr, "echo: %s\n", cn_strerror(rc));
+    return 1;
 }

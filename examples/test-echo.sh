@@ -58,6 +58,15 @@ stop_server() {
 }
 
 case "$case_name" in
+readme_example_echoes)
+    server="$BUILD/readme-example"
+    start_server 0
+    "$client" 127.0.0.1 "$port" --size 100 --count 500 --conns 3 | tee "$work/c1" |
+        grep -q '^echo-client: OK' || fail "$(cat "$work/c1")"
+    kill -TERM "$server_pid"
+    wait "$server_pid" || true
+    server_pid=
+    ;;
 plain_round_trips)
     start_server --port 0
     head -1 "$work/server.out" | grep -Eq '^listening on 127\.0\.0\.1:[0-9]+$' ||
