@@ -56,7 +56,19 @@ extern "C" {
     X(CN_ETLS_HANDSHAKE, -5101, "TLS handshake failed")                                            \
     X(CN_ETLS_UNTRUSTED, -5102, "TLS peer certificate not trusted")                                \
     X(CN_ETLS_EXPIRED, -5103, "TLS peer certificate expired or not yet valid")                     \
-    X(CN_ETLS_HOSTNAME, -5104, "TLS peer certificate does not match the host name")
+    X(CN_ETLS_HOSTNAME, -5104, "TLS peer certificate does not match the host name")                \
+    X(CN_EWS_PROTOCOL, -5200, "WebSocket protocol violation")                                      \
+    X(CN_EWS_RSV, -5201, "WebSocket reserved bit set without a negotiated extension")              \
+    X(CN_EWS_OPCODE, -5202, "WebSocket reserved opcode")                                           \
+    X(CN_EWS_CONTROL_LEN, -5203, "WebSocket control frame payload over 125 bytes")                 \
+    X(CN_EWS_CONTROL_FRAG, -5204, "WebSocket control frame fragmented")                            \
+    X(CN_EWS_LENGTH, -5205, "WebSocket payload length not minimally encoded or too large")         \
+    X(CN_EWS_UNMASKED, -5206, "WebSocket client frame not masked")                                 \
+    X(CN_EWS_MASKED, -5207, "WebSocket server frame masked")                                       \
+    X(CN_EWS_CLOSE_CODE, -5208, "WebSocket invalid close status code")                             \
+    X(CN_EWS_CLOSE_PAYLOAD, -5209, "WebSocket close payload of 1 byte")                            \
+    X(CN_EWS_UTF8, -5210, "WebSocket text is not valid UTF-8")                                     \
+    X(CN_EWS_TOO_BIG, -5211, "WebSocket frame or message too big")
 
 enum cn_errno {
 #define CN__ERR_ENUM(name, value, msg) name = value,
