@@ -9,8 +9,6 @@
 
 #include "coronet/runtime.h"
 #include "coronet/net.h"
-#if __has_include("coronet/http.h") /* TEMPORARY while files land */
 #include "coronet/http.h"
-#endif
 
 #endif /* CORONET_H */

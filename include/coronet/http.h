@@ -27,15 +27,6 @@
 extern "C" {
 #endif
 
-/* HTTP error codes, also in runtime.h's CN_ERRNO_MAP once it lists them. */
-#ifndef CN_EHTTP_PARSE
-#define CN_EHTTP_PARSE (-5300)            /* malformed HTTP message */
-#define CN_EHTTP_HEADER_TOO_LARGE (-5301) /* HTTP header block too large */
-#define CN_EHTTP_BODY_TOO_LARGE (-5302)   /* HTTP body too large */
-#define CN_EHTTP_URL (-5303)              /* invalid or unsupported URL */
-#define CN_EHTTP_INCOMPLETE (-5304)       /* HTTP message cut short by end of stream */
-#endif
-
 /* ---- common types ----------------------------------------------------------------- */
 
 /* One header field. Received headers are views into the connection buffer;

@@ -68,7 +68,12 @@ extern "C" {
     X(CN_EWS_CLOSE_CODE, -5208, "WebSocket invalid close status code")                             \
     X(CN_EWS_CLOSE_PAYLOAD, -5209, "WebSocket close payload of 1 byte")                            \
     X(CN_EWS_UTF8, -5210, "WebSocket text is not valid UTF-8")                                     \
-    X(CN_EWS_TOO_BIG, -5211, "WebSocket frame or message too big")
+    X(CN_EWS_TOO_BIG, -5211, "WebSocket frame or message too big")                                 \
+    X(CN_EHTTP_PARSE, -5300, "malformed HTTP message")                                             \
+    X(CN_EHTTP_HEADER_TOO_LARGE, -5301, "HTTP header block too large")                             \
+    X(CN_EHTTP_BODY_TOO_LARGE, -5302, "HTTP body too large")                                       \
+    X(CN_EHTTP_URL, -5303, "invalid or unsupported URL")                                           \
+    X(CN_EHTTP_INCOMPLETE, -5304, "HTTP message cut short by end of stream")
 
 enum cn_errno {
 #define CN__ERR_ENUM(name, value, msg) name = value,
