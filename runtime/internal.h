@@ -79,4 +79,10 @@ uv_loop_t *cn__sched_loop(struct cn_sched *s);
  * callbacks resume coroutines with no extra loop iteration. */
 void cn__run_ready(struct cn_sched *s);
 
+/* Gives back to the kernel the stack pages of the current coroutine below
+ * the current frame (one madvise). For code that just returned from a deep
+ * call chain and will now park for long, e.g. a TLS handshake (OpenSSL
+ * touches ~30 KiB of stack) before an idle connection waits for data. */
+void cn__stack_trim(void);
+
 #endif /* CORONET_RUNTIME_INTERNAL_H */

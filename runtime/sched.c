@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -482,6 +483,23 @@ static void on_prepare(uv_prepare_t *h)
 static void on_check(uv_check_t *h)
 {
     cn__run_ready(h->data);
+}
+
+void cn__stack_trim(void)
+{
+    struct cn_sched *s = tl_sched;
+    struct cn_co *co = s ? s->current : NULL;
+    if (!co) {
+        return;
+    }
+    size_t page = s->pool.page;
+    /* Keep the page below the current one as a margin for the red zone and
+     * the madvise call's own frame. */
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    char *keep = (char *)((sp & ~(uintptr_t)(page - 1)) - 2 * page);
+    if (keep > co->stack.lo) {
+        madvise(co->stack.lo, (size_t)(keep - co->stack.lo), MADV_DONTNEED);
+    }
 }
 
 /* ---- public coroutine calls ---------------------------------------------- */

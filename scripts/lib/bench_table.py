@@ -5,10 +5,16 @@
 Every coronet benchmark binary prints one JSON object per line:
     {"bench": "runtime", "case": "switch", "impl": "coronet", "value": 4.2, "unit": "ns"}
 Rows with impl "coronet" are ours; any other impl of the same bench and case
-is a reference measured in the same run. The ratio column says how coronet
-compares with each reference, always as "> 1 means coronet is better": for
-time and memory units (lower is better) it is reference / coronet, for rates
-(units ending in "/s", higher is better) coronet / reference.
+is a reference measured in the same run. Each bench gets one table, a row per
+case and a column per impl; after each reference a "vs REF" column says how
+coronet compares with it, always as "> 1 means coronet is better": for time
+and memory units (lower is better) it is REF / coronet, for rates (units
+ending in "/s", higher is better) coronet / REF.
+
+    bench_table.py [--plot BENCH:REF:PNG ...] RESULTS.jsonl ...
+
+--plot draws BENCH's rates normalized to REF as clustered bars into PNG with
+gnuplot (skipped with a note when gnuplot is not installed).
 
 TARGETS below are the goals from the issues; later benchmarks (echo, ws,
 kinesis) add theirs to the same list.
@@ -77,12 +83,40 @@ def within(bench, case, ref, factor):
     return check
 
 
+def rate_at_least(bench, case, ref, factor):
+    """coronet's rate (higher is better) at least `factor` times ref's."""
+    def check(results):
+        ours = value(results, bench, case, "coronet")
+        theirs = value(results, bench, case, ref)
+        if ours is None or theirs is None or theirs <= 0:
+            return None, None
+        r = ours / theirs
+        return f"{r:.2f}x {ref}", r >= factor
+    return check
+
+
 TARGETS = [
     ("switch: coronet < 10 ns", below("runtime", "switch", "coronet", 10, "ns")),
     ("switch: >= 10x faster than ucontext", faster_by("runtime", "switch", "ucontext", 10)),
     ("switch: within 1.2x of Boost.Context", within("runtime", "switch", "boost_context", 1.2)),
     ("parked_rss: <= 8 KiB per parked coroutine",
      at_most("runtime", "parked_rss", "coronet", 8192, "bytes")),
+]
+
+# TCP echo (issue 4): ping-pong within 5 % of raw libuv, stream at least as
+# fast as raw libuv and Boost.Asio, at every size; idle connections < 16 KiB.
+for _size in ("64", "1k", "16k", "64k"):
+    for _kind in ("pingpong", "pingpong50"):
+        TARGETS.append((f"{_kind}_{_size}: >= 0.95x libuv rt/s",
+                        rate_at_least("tcp_echo", f"{_kind}_{_size}", "libuv", 0.95)))
+    for _ref in ("libuv", "asio"):
+        TARGETS.append((f"stream_{_size}: >= 1.0x {_ref} MB/s",
+                        rate_at_least("tcp_echo", f"stream_{_size}", _ref, 1.0)))
+TARGETS += [
+    ("idle_rss: < 16 KiB per idle connection",
+     below("tcp_echo", "idle_rss", "coronet", 16384, "bytes")),
+    ("idle_rss_tls: < 16 KiB per idle TLS conn",
+     below("tcp_echo", "idle_rss_tls", "coronet", 16384, "bytes")),
 ]
 
 
@@ -112,38 +146,126 @@ def fmt_value(v):
     return f"{v:.2f}"
 
 
+def ordered(items):
+    seen = []
+    for x in items:
+        if x not in seen:
+            seen.append(x)
+    return seen
+
+
+def print_bench(bench, rows, results):
+    """One table per bench: a row per case, a column per impl (coronet
+    first), and after each reference how coronet compares with it."""
+    rows = [r for r in rows if r["bench"] == bench]
+    cases = ordered(r["case"] for r in rows)
+    impls = ordered(r["impl"] for r in rows)
+    refs = [i for i in impls if i != "coronet"]
+    units = {r["case"]: r["unit"] for r in rows}
+    header = ["case", "unit"] + (["coronet"] if "coronet" in impls else [])
+    for ref in refs:
+        header += [ref, "vs " + ref]
+    table = []
+    for case in cases:
+        unit = units[case]
+        ours = results.get((bench, case, "coronet"))
+        cells = [case, unit]
+        if "coronet" in impls:
+            cells.append(fmt_value(ours) if ours is not None else "-")
+        for ref in refs:
+            theirs = results.get((bench, case, ref))
+            q = coronet_ratio(ours, theirs, unit)
+            cells += [fmt_value(theirs) if theirs is not None else "-",
+                      f"{q:.2f}x" if q is not None else ""]
+        table.append(cells)
+    widths = [max(len(str(row[i])) for row in table + [header]) for i in range(len(header))]
+
+    def line(cells):
+        out = [str(c).ljust(widths[i]) if i < 2 else str(c).rjust(widths[i])
+               for i, c in enumerate(cells)]
+        return "  ".join(out).rstrip()
+
+    print(f"[{bench}]")
+    print(line(header))
+    print(line(["-" * w for w in widths]))
+    for row in table:
+        print(line(row))
+
+
+def plot(rows, results, bench, ref, png):
+    """Bars per rate case (units ending in /s) per impl, normalized to ref,
+    drawn with gnuplot when it is installed. Returns a message."""
+    import shutil
+    import subprocess
+    import tempfile
+    if not shutil.which("gnuplot"):
+        return f"plot: gnuplot not installed, {png} not drawn"
+    rows = [r for r in rows if r["bench"] == bench and higher_is_better(r["unit"])]
+    cases = [c for c in ordered(r["case"] for r in rows) if results.get((bench, c, ref))]
+    impls = ordered(["coronet"] + [r["impl"] for r in rows])
+    impls = [i for i in impls if any((bench, c, i) in results for c in cases)]
+    if not cases or ref not in impls:
+        return f"plot: no {bench} rates measured against {ref}, {png} not drawn"
+    with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as f:
+        f.write("case " + " ".join(impls) + "\n")
+        for c in cases:
+            base = results[(bench, c, ref)]
+            vals = [results.get((bench, c, i)) for i in impls]
+            f.write(c + " " + " ".join("-" if v is None else f"{v / base:.4f}" for v in vals)
+                    + "\n")
+        data = f.name
+    cols = ", ".join(
+        f"'{data}' using {k + 2}:xtic(1) title columnheader({k + 2})" for k in range(len(impls)))
+    script = f"""
+set terminal pngcairo size 1400,600 noenhanced
+set output '{png}'
+set title '{bench}: throughput relative to {ref} (higher is better, median of rounds)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set datafile missing '-'
+set key top right
+set grid ytics
+set yrange [0:*]
+set ylabel 'x {ref}'
+set xtics rotate by -45
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
+plot {cols}
+"""
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True,
+                       capture_output=True)
+    except subprocess.CalledProcessError as e:
+        return f"plot: gnuplot failed: {e.stderr.strip()}"
+    finally:
+        import os
+        os.unlink(data)
+    return f"plot: {png}"
+
+
 def main(argv):
-    rows = load(argv[1:])
+    plots = []
+    paths = []
+    args = argv[1:]
+    while args:
+        a = args.pop(0)
+        if a == "--plot" and args:
+            # --plot BENCH:REF:PNG
+            bench, ref, png = args.pop(0).split(":", 2)
+            plots.append((bench, ref, png))
+        else:
+            paths.append(a)
+    rows = load(paths)
     if not rows:
         print("no benchmark results")
         return 1
     results = {(r["bench"], r["case"], r["impl"]): r["value"] for r in rows}
 
-    header = ("bench", "case", "impl", "value", "unit", "coronet vs ref")
-    table = []
-    for r in rows:
-        ratio = ""
-        if r["impl"] != "coronet":
-            ours = results.get((r["bench"], r["case"], "coronet"))
-            q = coronet_ratio(ours, r["value"], r["unit"])
-            if q is not None:
-                ratio = f"{q:.2f}x"
-        table.append((r["bench"], r["case"], r["impl"], fmt_value(r["value"]), r["unit"], ratio))
-
-    widths = [max(len(str(row[i])) for row in table + [header]) for i in range(len(header))]
-    right = {3, 5}
-
-    def line(cells):
-        out = []
-        for i, c in enumerate(cells):
-            out.append(str(c).rjust(widths[i]) if i in right else str(c).ljust(widths[i]))
-        return "  ".join(out).rstrip()
-
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for row in table:
-        print(line(row))
-    print("(coronet vs ref > 1: coronet is better by that factor)")
+    for bench in ordered(r["bench"] for r in rows):
+        print_bench(bench, rows, results)
+        print()
+    print("(vs REF > 1: coronet is better by that factor; rates coronet/REF,"
+          " times and sizes REF/coronet)")
 
     print()
     print("targets")
@@ -160,6 +282,8 @@ def main(argv):
             missed += 1
         print(f"  {desc:<44} {shown:>22}  {verdict}")
     print(f"  {met} met, {missed} missed")
+    for bench, ref, png in plots:
+        print(plot(rows, results, bench, ref, png))
     return 0
 
 
