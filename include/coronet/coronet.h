@@ -10,5 +10,6 @@
 #include "coronet/runtime.h"
 #include "coronet/net.h"
 #include "coronet/http.h"
+#include "coronet/kinesis.h"
 
 #endif /* CORONET_H */

@@ -73,7 +73,39 @@ extern "C" {
     X(CN_EHTTP_HEADER_TOO_LARGE, -5301, "HTTP header block too large")                             \
     X(CN_EHTTP_BODY_TOO_LARGE, -5302, "HTTP body too large")                                       \
     X(CN_EHTTP_URL, -5303, "invalid or unsupported URL")                                           \
-    X(CN_EHTTP_INCOMPLETE, -5304, "HTTP message cut short by end of stream")
+    X(CN_EHTTP_INCOMPLETE, -5304, "HTTP message cut short by end of stream")                       \
+    X(CN_EAWS_NO_CREDENTIALS, -5400, "no AWS credentials found")                                   \
+    X(CN_EAWS_NO_REGION, -5401, "no AWS region configured")                                        \
+    X(CN_EAWS_CONFIG, -5402, "malformed AWS config or credentials file")                           \
+    X(CN_EAWS_PARTIAL_CREDENTIALS, -5403, "incomplete AWS credentials")                            \
+    X(CN_EAWS_NO_PROFILE, -5404, "AWS profile not found")                                          \
+    X(CN_EAWS_ENDPOINT, -5405, "invalid endpoint URL")                                             \
+    X(CN_EBASE64, -5406, "invalid base64")                                                         \
+    X(CN_EKINESIS, -5500, "Kinesis error of an unrecognised type")                                 \
+    X(CN_EKINESIS_THROUGHPUT, -5501, "Kinesis provisioned throughput exceeded")                    \
+    X(CN_EKINESIS_LIMIT, -5502, "Kinesis limit exceeded")                                          \
+    X(CN_EKINESIS_KMS_THROTTLED, -5503, "KMS throttling")                                          \
+    X(CN_EKINESIS_THROTTLING, -5504, "Kinesis request throttled")                                  \
+    X(CN_EKINESIS_INTERNAL, -5505, "Kinesis internal failure")                                     \
+    X(CN_EKINESIS_UNAVAILABLE, -5506, "Kinesis service unavailable")                               \
+    X(CN_EKINESIS_VALIDATION, -5510, "Kinesis rejected the request as invalid")                    \
+    X(CN_EKINESIS_INVALID_ARGUMENT, -5511, "Kinesis invalid argument")                             \
+    X(CN_EKINESIS_NOT_FOUND, -5512, "Kinesis resource not found")                                  \
+    X(CN_EKINESIS_IN_USE, -5513, "Kinesis resource in use")                                        \
+    X(CN_EKINESIS_ACCESS_DENIED, -5514, "Kinesis access denied")                                   \
+    X(CN_EKINESIS_AUTH, -5515, "AWS credentials or signature not accepted")                        \
+    X(CN_EKINESIS_EXPIRED_TOKEN, -5516, "AWS credentials expired")                                 \
+    X(CN_EKINESIS_EXPIRED_ITERATOR, -5517, "Kinesis shard iterator expired")                       \
+    X(CN_EKINESIS_KMS, -5518, "Kinesis KMS key error")                                             \
+    X(CN_EKINESIS_BAD_RESPONSE, -5520, "malformed Kinesis response")                               \
+    X(CN_EKINESIS_CONTENT_TYPE, -5521, "unexpected Kinesis response content type")                 \
+    X(CN_EKINESIS_STREAM_NAME, -5530, "invalid Kinesis stream name")                               \
+    X(CN_EKINESIS_PARTITION_KEY, -5531, "partition key not 1..256 Unicode characters")             \
+    X(CN_EKINESIS_RECORD_TOO_LARGE, -5532, "Kinesis record data and key over 1 MiB")               \
+    X(CN_EKINESIS_TOO_MANY_RECORDS, -5533, "PutRecords needs 1..500 entries")                      \
+    X(CN_EKINESIS_REQUEST_TOO_LARGE, -5534, "PutRecords over 5 MiB")                               \
+    X(CN_EKINESIS_HASH_KEY, -5535, "invalid explicit hash key")                                    \
+    X(CN_EKINESIS_SHARD_ID, -5536, "invalid shard id")
 
 enum cn_errno {
 #define CN__ERR_ENUM(name, value, msg) name = value,

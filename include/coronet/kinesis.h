@@ -1,0 +1,365 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * coronet Kinesis: the Amazon Kinesis Data Streams JSON API client, and
+ * (appended later) the KPL-class producer built on it.
+ *
+ * Sections:
+ *   errors            CN_EKINESIS_* codes and the retryable classification
+ *   limits            what AWS accepts, checked before anything is sent
+ *   API client        cn_kinesis_client_* and one call per Kinesis operation
+ *   (producer)        to come
+ *
+ * API client. Each call is one signed (SigV4, service "kinesis") POST of a
+ * JSON body (application/x-amz-json-1.1, X-Amz-Target:
+ * Kinesis_20131202.<Operation>) over the pooled keep-alive HTTP client, to
+ * an http or https endpoint. Calls are coroutine calls: they park only the
+ * calling coroutine, many may be in flight on one client, and each takes an
+ * absolute deadline on the loop clock (-1 none) that bounds everything:
+ * waiting for a pooled connection, connect, TLS, the request and the whole
+ * response. Nothing is retried here except the HTTP client's one transparent
+ * retry of a request on a pooled connection the server had already closed
+ * (before any response byte): retries with backoff are the caller's (the
+ * producer's) business, guided by cn_kinesis_retryable().
+ *
+ * Validation. What AWS would reject for its shape (stream name pattern,
+ * partition key length, record and request sizes, entry counts, explicit
+ * hash keys) is rejected here, before sending, with a distinct CN_EKINESIS_*
+ * code: coronet never sends a request AWS is known to refuse.
+ *
+ * Errors. Every call returns 0 or a negative code, and fills an optional
+ * struct cn_kinesis_error with the code, the HTTP status, the AWS error type
+ * and message (copied: owned by the struct) and whether a retry may succeed.
+ *
+ * Threads: a client belongs to its loop's thread, like every coroutine
+ * object. Results (lists, records, put results) are plain memory: free them
+ * from any thread.
+ */
+#ifndef CORONET_KINESIS_H
+#define CORONET_KINESIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coronet/runtime.h"
+#include "coronet/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== errors ====================================================================== */
+
+/* The CN_EKINESIS_* codes (-5500 band) are in runtime.h's CN_ERRNO_MAP:
+ * -5500..-5519 errors the service returned, -5520.. responses that break the
+ * protocol, -5530.. requests rejected before sending (AWS would refuse them). */
+
+/* True if repeating the request (after a backoff) may succeed: throttling
+ * (CN_EKINESIS_THROUGHPUT, _LIMIT, _KMS_THROTTLED, _THROTTLING), server
+ * errors (_INTERNAL, _UNAVAILABLE) and transport failures (-ECONNRESET,
+ * -ECONNREFUSED, -EPIPE, -ETIMEDOUT, CN_EOF, CN_EBROKEN,
+ * CN_EHTTP_INCOMPLETE...). Everything else, validation and credentials
+ * included, fails the same way again. */
+CN_EXTERN bool cn_kinesis_retryable(int code);
+
+/* The outcome of a failed call; fields are copied, so the struct owns them. */
+struct cn_kinesis_error {
+    int code;          /* what the call returned; 0 after success */
+    int http_status;   /* 0: no response (transport error or rejected before sending) */
+    bool retryable;    /* cn_kinesis_retryable(code) */
+    char type[96];     /* AWS __type without its "namespace#" prefix, or "" */
+    char message[512]; /* AWS message (truncated), or a description of the failure */
+};
+
+/* ==== limits (Kinesis Data Streams quotas; AWS rejects anything beyond) ========== */
+
+#define CN_KINESIS_STREAM_NAME_MAX 128   /* chars, [a-zA-Z0-9_.-] */
+#define CN_KINESIS_SHARD_ID_MAX 128      /* chars, [a-zA-Z0-9_.-] */
+#define CN_KINESIS_PARTITION_KEY_MAX 256 /* Unicode characters (code points) */
+#define CN_KINESIS_RECORD_MAX 1048576    /* data + partition key bytes per record */
+#define CN_KINESIS_PUT_RECORDS_MAX 500   /* entries per PutRecords */
+#define CN_KINESIS_REQUEST_MAX 5242880   /* data + partition keys per PutRecords */
+#define CN_KINESIS_GET_RECORDS_MAX 10000 /* GetRecords Limit */
+#define CN_KINESIS_SEQ_MAX 130           /* buffer for a sequence number (<= 129 digits) */
+#define CN_KINESIS_HASH_KEY_MAX 40       /* buffer for a decimal hash key (<= 39 digits) */
+#define CN_KINESIS_ITERATOR_MAX 2048     /* buffer for a shard iterator (AWS: <= 512) */
+
+/* ==== API client ================================================================== */
+
+struct cn_kinesis_client;
+
+struct cn_kinesis_client_opts {
+    /* Where requests go: endpoint_url (http or https, e.g. an emulator on
+     * "http://127.0.0.1:4567"), else AWS_ENDPOINT_URL_KINESIS /
+     * AWS_ENDPOINT_URL, else https://kinesis.<region>.amazonaws.com. */
+    const char *endpoint_url;
+    const char *region;  /* NULL: AWS_REGION, AWS_DEFAULT_REGION, the config file */
+    const char *profile; /* NULL: AWS_PROFILE or "default" */
+    /* Explicit credentials (copied); NULL: the environment, then the shared
+     * credentials and config files. */
+    const char *access_key_id;
+    const char *secret_access_key;
+    const char *session_token;
+    /* HTTP: */
+    size_t max_conns;          /* pooled connections to the endpoint; 0 = 8 */
+    int64_t idle_timeout_ms;   /* idle pooled connections closed after; 0 = 30 s */
+    size_t max_response_bytes; /* a response body; 0 = 32 MiB (GetRecords returns up
+                                  to 10 MiB of data, base64 in JSON) */
+    struct cn_tls_ctx *tls;    /* client TLS context (borrowed); NULL = system CAs */
+};
+
+/* Makes a client: resolves endpoint, region and credentials as
+ * cn_aws_config_load does (which may read the shared files: blocking file
+ * I/O, do it at start-up) and starts a pooled HTTP client. Call from a
+ * coroutine; use and close it from coroutines of the same loop. opts may be
+ * NULL.
+ * Errors: CN_EAWS_NO_CREDENTIALS, CN_EAWS_PARTIAL_CREDENTIALS,
+ * CN_EAWS_NO_REGION, CN_EAWS_NO_PROFILE, CN_EAWS_CONFIG, CN_EAWS_ENDPOINT,
+ * -EINVAL, -ENOMEM, CN_ENOSTACK, CN_ENOTCORO. */
+CN_EXTERN int cn_kinesis_client_new(struct cn_kinesis_client **out,
+                                    const struct cn_kinesis_client_opts *opts);
+
+/* Closes the pooled connections and frees kc; no call may be in flight.
+ * Wipes the credentials. Accepts NULL. */
+CN_EXTERN void cn_kinesis_client_close(struct cn_kinesis_client *kc);
+
+/* The endpoint URL and region the client resolved (owned by kc). */
+CN_EXTERN const char *cn_kinesis_client_endpoint(const struct cn_kinesis_client *kc);
+CN_EXTERN const char *cn_kinesis_client_region(const struct cn_kinesis_client *kc);
+
+/*
+ * Common to every call below:
+ *   - strings are borrowed for the call; err may be NULL;
+ *   - returns 0, or the negative code also stored in err->code:
+ *     the CN_EKINESIS_* of an AWS error (err->type, err->message say which),
+ *     CN_EKINESIS_BAD_RESPONSE / _CONTENT_TYPE for a response that breaks
+ *     the protocol, a validation code for a request not sent, -EINVAL for
+ *     a NULL or out-of-range argument, -ENOMEM, and the HTTP client's
+ *     errors: -ETIMEDOUT (the deadline passed; the request may have been
+ *     processed), -ECANCELED (the calling coroutine was cancelled), connect
+ *     and TLS errors, -ECONNRESET, CN_EOF, CN_EHTTP_INCOMPLETE,
+ *     CN_EHTTP_PARSE, CN_EHTTP_BODY_TOO_LARGE (over max_response_bytes).
+ * Each call's own comment lists only what it adds.
+ */
+
+/* CreateStream in provisioned mode with shard_count shards (1..100000).
+ * The stream starts CREATING: see cn_kinesis_wait_active. Errors:
+ * CN_EKINESIS_STREAM_NAME, CN_EKINESIS_IN_USE (exists), CN_EKINESIS_LIMIT. */
+CN_EXTERN int cn_kinesis_create_stream(struct cn_kinesis_client *kc, const char *stream,
+                                       int shard_count, struct cn_kinesis_error *err,
+                                       int64_t deadline);
+
+/* DeleteStream (EnforceConsumerDeletion when force). Errors:
+ * CN_EKINESIS_NOT_FOUND, CN_EKINESIS_IN_USE, CN_EKINESIS_LIMIT. */
+CN_EXTERN int cn_kinesis_delete_stream(struct cn_kinesis_client *kc, const char *stream, bool force,
+                                       struct cn_kinesis_error *err, int64_t deadline);
+
+enum cn_kinesis_stream_status {
+    CN_KINESIS_STATUS_UNKNOWN = 0, /* a status this client does not know */
+    CN_KINESIS_STATUS_CREATING,
+    CN_KINESIS_STATUS_DELETING,
+    CN_KINESIS_STATUS_ACTIVE,
+    CN_KINESIS_STATUS_UPDATING,
+};
+
+struct cn_kinesis_stream_summary {
+    char name[CN_KINESIS_STREAM_NAME_MAX + 1];
+    char arn[320];
+    enum cn_kinesis_stream_status status;
+    int open_shard_count;
+    int retention_hours;
+    bool on_demand;            /* StreamModeDetails.StreamMode ON_DEMAND */
+    double creation_timestamp; /* seconds since the epoch; 0 if absent */
+};
+
+/* DescribeStreamSummary into *out. Errors: CN_EKINESIS_STREAM_NAME,
+ * CN_EKINESIS_NOT_FOUND, CN_EKINESIS_LIMIT. */
+CN_EXTERN int cn_kinesis_describe_stream_summary(struct cn_kinesis_client *kc, const char *stream,
+                                                 struct cn_kinesis_stream_summary *out,
+                                                 struct cn_kinesis_error *err, int64_t deadline);
+
+/* Polls DescribeStreamSummary, with backoff from 20 ms doubling to 1 s,
+ * until the stream is ACTIVE; out (may be NULL) gets the last summary.
+ * Like the AWS SDK waiter it keeps polling through ResourceNotFound (a new
+ * stream may not be visible at once) and retryable errors.
+ * Errors: -ETIMEDOUT (err keeps the last failure, if any), the first
+ * non-retryable error other than CN_EKINESIS_NOT_FOUND, -ECANCELED. */
+CN_EXTERN int cn_kinesis_wait_active(struct cn_kinesis_client *kc, const char *stream,
+                                     struct cn_kinesis_stream_summary *out,
+                                     struct cn_kinesis_error *err, int64_t deadline);
+
+/* One shard as ListShards describes it. */
+struct cn_kinesis_shard {
+    char id[CN_KINESIS_SHARD_ID_MAX + 1];
+    char parent[CN_KINESIS_SHARD_ID_MAX + 1];          /* "" if none */
+    char adjacent_parent[CN_KINESIS_SHARD_ID_MAX + 1]; /* "" if none (set after a merge) */
+    char starting_hash_key[CN_KINESIS_HASH_KEY_MAX];   /* decimal */
+    char ending_hash_key[CN_KINESIS_HASH_KEY_MAX];
+    char starting_seq[CN_KINESIS_SEQ_MAX];
+    char ending_seq[CN_KINESIS_SEQ_MAX]; /* "" while the shard is open */
+    bool open;                           /* no ending sequence number */
+};
+
+struct cn_kinesis_shard_list {
+    struct cn_kinesis_shard *shards; /* in the order listed */
+    size_t count;
+};
+
+enum cn_kinesis_shard_filter {
+    CN_KINESIS_SHARDS_ALL = 0, /* every shard the stream still retains */
+    CN_KINESIS_SHARDS_OPEN,    /* ShardFilter AT_LATEST: the open shards only */
+};
+
+/* The bound on shards returned: more is -E2BIG. */
+#define CN_KINESIS_LIST_SHARDS_MAX 100000
+
+/* ListShards, every page: the first request names the stream (and the
+ * filter), the next ones carry only NextToken, as AWS requires. With
+ * CN_KINESIS_SHARDS_OPEN the filter is also applied to the answer (an
+ * emulator may ignore ShardFilter). *out is freed with
+ * cn_kinesis_shard_list_free. Errors: CN_EKINESIS_STREAM_NAME,
+ * CN_EKINESIS_NOT_FOUND, CN_EKINESIS_LIMIT, CN_EKINESIS_EXPIRED_ITERATOR
+ * (the NextToken expired between pages), -E2BIG. */
+CN_EXTERN int cn_kinesis_list_shards(struct cn_kinesis_client *kc, const char *stream,
+                                     enum cn_kinesis_shard_filter filter,
+                                     struct cn_kinesis_shard_list **out,
+                                     struct cn_kinesis_error *err, int64_t deadline);
+
+/* Frees a list; accepts NULL. */
+CN_EXTERN void cn_kinesis_shard_list_free(struct cn_kinesis_shard_list *l);
+
+/* One record to put. */
+struct cn_kinesis_entry {
+    const char *partition_key; /* UTF-8, 1..256 Unicode characters */
+    size_t partition_key_len;  /* bytes */
+    const void *data;          /* data + key <= 1 MiB; may be NULL when data_len is 0 */
+    size_t data_len;
+    const char *explicit_hash_key; /* NUL-terminated decimal <= 2^128-1, or NULL */
+};
+
+/* Where a record landed. */
+struct cn_kinesis_put_result {
+    int code; /* 0, or the CN_EKINESIS_* of ErrorCode (PutRecords only) */
+    char shard_id[CN_KINESIS_SHARD_ID_MAX + 1];
+    char sequence_number[CN_KINESIS_SEQ_MAX];
+    char *error_code;    /* PutRecords: AWS ErrorCode, or NULL (owned by the result) */
+    char *error_message; /* AWS ErrorMessage, or NULL (owned by the result) */
+};
+
+/* PutRecord of one entry into *out (error strings stay NULL).
+ * seq_for_ordering (may be NULL) is SequenceNumberForOrdering.
+ * Errors: CN_EKINESIS_STREAM_NAME, CN_EKINESIS_PARTITION_KEY,
+ * CN_EKINESIS_RECORD_TOO_LARGE, CN_EKINESIS_HASH_KEY, CN_EKINESIS_NOT_FOUND,
+ * CN_EKINESIS_THROUGHPUT, CN_EKINESIS_KMS*. */
+CN_EXTERN int cn_kinesis_put_record(struct cn_kinesis_client *kc, const char *stream,
+                                    const struct cn_kinesis_entry *entry,
+                                    const char *seq_for_ordering, struct cn_kinesis_put_result *out,
+                                    struct cn_kinesis_error *err, int64_t deadline);
+
+struct cn_kinesis_put_records_result {
+    size_t count;  /* = entries sent; results[i] is entries[i]'s outcome */
+    size_t failed; /* FailedRecordCount */
+    struct cn_kinesis_put_result *results;
+};
+
+/* PutRecords of n entries (1..500, at most 5 MiB of data and keys). A 200
+ * answer returns 0 even when some records failed: each result has its own
+ * code (typically CN_EKINESIS_THROUGHPUT or CN_EKINESIS_INTERNAL, both
+ * retryable) and (*out)->failed counts them. *out is freed with
+ * cn_kinesis_put_records_result_free.
+ * Errors: CN_EKINESIS_TOO_MANY_RECORDS, CN_EKINESIS_REQUEST_TOO_LARGE, and
+ * per entry as cn_kinesis_put_record (err->message names the entry);
+ * CN_EKINESIS_BAD_RESPONSE also when the answer does not hold n results. */
+CN_EXTERN int cn_kinesis_put_records(struct cn_kinesis_client *kc, const char *stream,
+                                     const struct cn_kinesis_entry *entries, size_t n,
+                                     struct cn_kinesis_put_records_result **out,
+                                     struct cn_kinesis_error *err, int64_t deadline);
+
+/* Frees a result and its strings; accepts NULL. */
+CN_EXTERN void cn_kinesis_put_records_result_free(struct cn_kinesis_put_records_result *r);
+
+enum cn_kinesis_iterator_type {
+    CN_KINESIS_TRIM_HORIZON = 0,
+    CN_KINESIS_LATEST,
+    CN_KINESIS_AT_SEQUENCE_NUMBER,    /* needs a sequence number */
+    CN_KINESIS_AFTER_SEQUENCE_NUMBER, /* needs a sequence number */
+    CN_KINESIS_AT_TIMESTAMP,          /* needs a timestamp */
+};
+
+struct cn_kinesis_iterator_opts {
+    enum cn_kinesis_iterator_type type;
+    const char *sequence_number; /* AT_ / AFTER_SEQUENCE_NUMBER */
+    double timestamp;            /* AT_TIMESTAMP: seconds since the epoch */
+};
+
+/* GetShardIterator: writes the iterator (NUL-terminated) into
+ * iterator[CN_KINESIS_ITERATOR_MAX]. opts NULL means TRIM_HORIZON.
+ * Errors: CN_EKINESIS_STREAM_NAME, CN_EKINESIS_SHARD_ID, -EINVAL (a missing
+ * or non-decimal sequence number), CN_EKINESIS_NOT_FOUND,
+ * CN_EKINESIS_INVALID_ARGUMENT, CN_EKINESIS_THROUGHPUT. */
+CN_EXTERN int cn_kinesis_get_shard_iterator(struct cn_kinesis_client *kc, const char *stream,
+                                            const char *shard_id,
+                                            const struct cn_kinesis_iterator_opts *opts,
+                                            char iterator[CN_KINESIS_ITERATOR_MAX],
+                                            struct cn_kinesis_error *err, int64_t deadline);
+
+/* One record read back. Views into the owning cn_kinesis_records. */
+struct cn_kinesis_record {
+    const char *partition_key; /* NUL-terminated too */
+    size_t partition_key_len;
+    const uint8_t *data; /* base64-decoded */
+    size_t data_len;
+    const char *sequence_number; /* NUL-terminated */
+    int64_t arrival_ms;          /* ApproximateArrivalTimestamp, ms since the epoch; -1 absent */
+};
+
+struct cn_kinesis_records {
+    struct cn_kinesis_record *records;
+    size_t count;
+    /* NextShardIterator (NUL-terminated), or NULL: the shard is closed and
+     * read to its end. */
+    const char *next_iterator;
+    int64_t millis_behind_latest; /* -1 if absent */
+};
+
+/* GetRecords: up to limit records (0: the service's default, 10,000) from
+ * the iterator. *out is freed with cn_kinesis_records_free; its views stay
+ * valid until then.
+ * Errors: -EINVAL (empty iterator, limit over 10,000),
+ * CN_EKINESIS_EXPIRED_ITERATOR, CN_EKINESIS_THROUGHPUT,
+ * CN_EKINESIS_NOT_FOUND, CN_EKINESIS_INVALID_ARGUMENT, CN_EKINESIS_KMS*. */
+CN_EXTERN int cn_kinesis_get_records(struct cn_kinesis_client *kc, const char *iterator, int limit,
+                                     struct cn_kinesis_records **out, struct cn_kinesis_error *err,
+                                     int64_t deadline);
+
+/* Frees records; accepts NULL. */
+CN_EXTERN void cn_kinesis_records_free(struct cn_kinesis_records *r);
+
+/* SplitShard: shard_id becomes two children, the second starting at
+ * new_starting_hash_key (decimal, inside the shard's range). The stream is
+ * UPDATING meanwhile. Errors: CN_EKINESIS_SHARD_ID, CN_EKINESIS_HASH_KEY,
+ * CN_EKINESIS_NOT_FOUND, CN_EKINESIS_IN_USE, CN_EKINESIS_INVALID_ARGUMENT,
+ * CN_EKINESIS_LIMIT. */
+CN_EXTERN int cn_kinesis_split_shard(struct cn_kinesis_client *kc, const char *stream,
+                                     const char *shard_id, const char *new_starting_hash_key,
+                                     struct cn_kinesis_error *err, int64_t deadline);
+
+/* MergeShards of two adjacent open shards. Errors as split. */
+CN_EXTERN int cn_kinesis_merge_shards(struct cn_kinesis_client *kc, const char *stream,
+                                      const char *shard_id, const char *adjacent_shard_id,
+                                      struct cn_kinesis_error *err, int64_t deadline);
+
+/* UpdateShardCount to target (1..100000) with UNIFORM_SCALING. Errors:
+ * CN_EKINESIS_NOT_FOUND, CN_EKINESIS_IN_USE, CN_EKINESIS_LIMIT,
+ * CN_EKINESIS_INVALID_ARGUMENT (kinesalite does not know the operation:
+ * CN_EKINESIS or CN_EKINESIS_VALIDATION). */
+CN_EXTERN int cn_kinesis_update_shard_count(struct cn_kinesis_client *kc, const char *stream,
+                                            int target, struct cn_kinesis_error *err,
+                                            int64_t deadline);
+
+/* ==== producer ==================================================================== */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORONET_KINESIS_H */
