@@ -295,6 +295,56 @@ static void tls_round_trip_1mib_with_alpn(void)
     run_with_certs(round_trip_main, NULL);
 }
 
+enum { HUGE_TOTAL = 100 * 1024 * 1024, HUGE_CHUNK = 256 * 1024 };
+
+static int huge_writer(void *arg)
+{
+    struct cn_stream *s = arg;
+    unsigned char *buf = malloc(HUGE_CHUNK);
+    CN_ASSERT(buf != NULL);
+    for (uint64_t off = 0; off < HUGE_TOTAL; off += HUGE_CHUNK) {
+        pattern(buf, HUGE_CHUNK, off);
+        CN_ASSERT_EQ(cn_stream_write(s, buf, HUGE_CHUNK, cn_now() + LONG_MS), 0);
+    }
+    free(buf);
+    return 0;
+}
+
+static int huge_main(void *arg)
+{
+    struct server sv;
+    server_start(&sv, server_ctx("server", NULL, 0), serve_echo);
+    struct cn_tls_ctx *cc = client_ctx(NULL, 0);
+    struct cn_stream *s;
+    CN_ASSERT_EQ(dial(&s, cc, sv.port, "localhost", cn_now() + LONG_MS), 0);
+    cn_tls_ctx_free(cc);
+    struct cn_co *w;
+    CN_ASSERT_EQ(cn_spawn(&w, huge_writer, s, NULL), 0);
+    unsigned char *got = malloc(HUGE_CHUNK), *want = malloc(HUGE_CHUNK);
+    CN_ASSERT(got && want);
+    uint64_t off = 0;
+    while (off < HUGE_TOTAL) {
+        /* odd read sizes so record and chunk boundaries never line up */
+        ssize_t n = cn_stream_read(s, got, 77777, cn_now() + LONG_MS);
+        CN_ASSERT_GT(n, 0);
+        pattern(want, (size_t)n, off);
+        CN_ASSERT_MEMEQ(got, want, (size_t)n);
+        off += (uint64_t)n;
+    }
+    CN_ASSERT_EQ(off, HUGE_TOTAL);
+    CN_ASSERT_EQ(cn_join(w, NULL, -1), 0);
+    free(got);
+    free(want);
+    cn_stream_close(s);
+    server_stop(&sv);
+    return 0;
+}
+
+static void stress_tls_100_mib_through_echo_server_intact(void)
+{
+    run_with_certs(huge_main, NULL);
+}
+
 static int no_overlap_main(void *arg)
 {
     static const char *const server_alpn[] = {"h2"};
@@ -921,19 +971,17 @@ static void tls_interop_s_client_tls13(void)
     run_with_certs(s_client_main, "-tls1_3");
 }
 
-CN_TEST_MAIN(CN_CASE(tls_round_trip_1mib_with_alpn), CN_CASE(tls_alpn_no_overlap_continues_without),
-             CN_CASE(tls_server_cert_from_memory), CN_CASE(tls_ctx_rejects_bad_files),
-             CN_CASE(tls_client_refuses_self_signed),
-             CN_CASE(tls_client_refuses_unknown_ca_with_system_store),
-             CN_CASE(tls_client_refuses_expired), CN_CASE(tls_client_refuses_wrong_host_name),
-             CN_CASE(tls_client_refuses_wrong_ip_address), CN_CASE(tls_client_verifies_ip_address),
-             CN_CASE(tls_skip_verification_accepts_self_signed),
-             CN_CASE(tls_skip_verification_accepts_wrong_name),
-             CN_CASE(tls_handshake_times_out_at_deadline), CN_CASE(tls_handshake_cancelled),
-             CN_CASE(tls_handshake_peer_hangs_up), CN_CASE(tls_accept_rejects_plain_text),
-             CN_CASE(tls_read_times_out_and_stays_usable), CN_CASE(tls_close_sends_close_notify),
-             CN_CASE(tls_shutdown_is_half_close), CN_CASE(tls_interop_s_server_tls12),
-             CN_CASE(tls_interop_s_server_tls13),
-             CN_CASE(tls_truncation_without_close_notify_is_reset),
-             CN_CASE(tls_interop_s_client_tls12), CN_CASE(tls_interop_s_client_tls13),
-             CN_CASE(tls_answers_key_update))
+CN_TEST_MAIN(
+    CN_CASE(tls_round_trip_1mib_with_alpn), CN_CASE(stress_tls_100_mib_through_echo_server_intact),
+    CN_CASE(tls_alpn_no_overlap_continues_without), CN_CASE(tls_server_cert_from_memory),
+    CN_CASE(tls_ctx_rejects_bad_files), CN_CASE(tls_client_refuses_self_signed),
+    CN_CASE(tls_client_refuses_unknown_ca_with_system_store), CN_CASE(tls_client_refuses_expired),
+    CN_CASE(tls_client_refuses_wrong_host_name), CN_CASE(tls_client_refuses_wrong_ip_address),
+    CN_CASE(tls_client_verifies_ip_address), CN_CASE(tls_skip_verification_accepts_self_signed),
+    CN_CASE(tls_skip_verification_accepts_wrong_name), CN_CASE(tls_handshake_times_out_at_deadline),
+    CN_CASE(tls_handshake_cancelled), CN_CASE(tls_handshake_peer_hangs_up),
+    CN_CASE(tls_accept_rejects_plain_text), CN_CASE(tls_read_times_out_and_stays_usable),
+    CN_CASE(tls_close_sends_close_notify), CN_CASE(tls_shutdown_is_half_close),
+    CN_CASE(tls_interop_s_server_tls12), CN_CASE(tls_interop_s_server_tls13),
+    CN_CASE(tls_truncation_without_close_notify_is_reset), CN_CASE(tls_interop_s_client_tls12),
+    CN_CASE(tls_interop_s_client_tls13), CN_CASE(tls_answers_key_update))
