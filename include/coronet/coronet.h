@@ -11,5 +11,6 @@
 #include "coronet/net.h"
 #include "coronet/http.h"
 #include "coronet/kinesis.h"
+#include "coronet/ws.h"
 
 #endif /* CORONET_H */

@@ -69,6 +69,9 @@ extern "C" {
     X(CN_EWS_CLOSE_PAYLOAD, -5209, "WebSocket close payload of 1 byte")                            \
     X(CN_EWS_UTF8, -5210, "WebSocket text is not valid UTF-8")                                     \
     X(CN_EWS_TOO_BIG, -5211, "WebSocket frame or message too big")                                 \
+    X(CN_EWS_CLOSED, -5212, "WebSocket closed by peer")                                            \
+    X(CN_EWS_HANDSHAKE, -5213, "WebSocket handshake refused or invalid")                           \
+    X(CN_EWS_PING_TIMEOUT, -5214, "WebSocket peer did not answer a ping in time")                  \
     X(CN_EHTTP_PARSE, -5300, "malformed HTTP message")                                             \
     X(CN_EHTTP_HEADER_TOO_LARGE, -5301, "HTTP header block too large")                             \
     X(CN_EHTTP_BODY_TOO_LARGE, -5302, "HTTP body too large")                                       \
