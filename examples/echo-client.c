@@ -10,6 +10,8 @@
  */
 #include <coronet/coronet.h>
 
+#include "args.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,15 +152,6 @@ static int client_main(void *arg)
     free(conns);
     cn_tls_ctx_free(r->tls);
     return 0;
-}
-
-/* A whole decimal number in [lo, hi], or -1. */
-static long parse_num(const char *s, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    return errno == 0 && end != s && *end == '\0' && v >= lo && v <= hi ? v : -1;
 }
 
 static int usage(void)

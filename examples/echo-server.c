@@ -10,6 +10,8 @@
  */
 #include <coronet/coronet.h>
 
+#include "args.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -202,15 +204,6 @@ static void thread_main(void *arg)
 {
     struct server *srv = arg;
     srv->rc = cn_run(loop_main, srv);
-}
-
-/* A whole decimal number in [lo, hi], or -1. */
-static long parse_num(const char *s, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    return errno == 0 && end != s && *end == '\0' && v >= lo && v <= hi ? v : -1;
 }
 
 static int usage(void)

@@ -11,6 +11,8 @@
  */
 #include <coronet/coronet.h>
 
+#include "args.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -130,14 +132,6 @@ static int loop_main(void *arg)
     cn_tcp_listener_close(srv->listener);
     cn_tls_ctx_free(srv->tls);
     return rc;
-}
-
-static long parse_num(const char *s, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    return errno == 0 && end != s && *end == '\0' && v >= lo && v <= hi ? v : -1;
 }
 
 static int usage(void)
