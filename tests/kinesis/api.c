@@ -1152,7 +1152,7 @@ static int predict_main(void *arg)
     static char ehks[500][CN__HASHKEY_DEC_MAX];
     struct cn_kinesis_entry es[500];
     size_t checked = 0;
-    for (int batch = 0; batch < 3; batch++) {
+    for (int batch = 0; batch < 20; batch++) { /* 10,000 keys */
         for (size_t i = 0; i < 500; i++) {
             snprintf(keys[i], sizeof keys[i], "%016llx%04zx", (unsigned long long)rnd(), i);
             es[i] = entry(keys[i], "x", 1);
@@ -1183,7 +1183,7 @@ static int predict_main(void *arg)
         }
         cn_kinesis_put_records_result_free(pr);
     }
-    CN_ASSERT_EQ(checked, 1500);
+    CN_ASSERT_EQ(checked, 10000);
     cn__shardmap_free(m);
     cn_kinesis_shard_list_free(l);
     emu_client_close(c);
