@@ -16,8 +16,8 @@ ending in "/s", higher is better) coronet / REF.
 --plot draws BENCH's rates normalized to REF as clustered bars into PNG with
 gnuplot (skipped with a note when gnuplot is not installed).
 
-TARGETS below are the goals from the issues; later benchmarks (echo, ws,
-kinesis) add theirs to the same list.
+TARGETS below are the goals from the issues; later benchmarks (kinesis) add
+theirs to the same list.
 """
 import json
 import sys
@@ -112,6 +112,13 @@ for _size in ("64", "1k", "16k", "64k"):
     for _ref in ("libuv", "asio"):
         TARGETS.append((f"stream_{_size}: >= 1.0x {_ref} MB/s",
                         rate_at_least("tcp_echo", f"stream_{_size}", _ref, 1.0)))
+# WebSocket echo (issue 5): faster than Bun (uWebSockets inside) at every
+# size, ping-pong on 1 and 50 connections and streaming.
+for _kind in ("pingpong", "pingpong50", "stream"):
+    for _size in ("64", "1k", "16k", "64k"):
+        _unit = "MB/s" if _kind == "stream" else "msg/s"
+        TARGETS.append((f"ws {_kind}_{_size}: >= 1.0x bun {_unit}",
+                        rate_at_least("ws_echo", f"{_kind}_{_size}", "bun", 1.0)))
 TARGETS += [
     ("idle_rss: < 16 KiB per idle connection",
      below("tcp_echo", "idle_rss", "coronet", 16384, "bytes")),
