@@ -3,9 +3,9 @@
  * The WebSocket echo benchmark: coronet's WebSocket echo server against
  * Bun's (uWebSockets inside) and Node's `ws`, all measured in one run.
  *
- *   bench-ws [--quick] [--rounds N] [--seconds S] [--case NAME] [--impl NAME]
+ *   bench-ws-echo [--quick] [--rounds N] [--seconds S] [--case NAME] [--impl NAME]
  *            [--no-syscalls]
- *   bench-ws --client HOST:PORT [--size B] [--count N] [--conns C] [--stream SECS]
+ *   bench-ws-echo --client HOST:PORT [--size B] [--count N] [--conns C] [--stream SECS]
  *
  * The first form takes no arguments by default and prints one JSON object
  * per line, the format every coronet benchmark shares (scripts/bench
@@ -130,7 +130,7 @@ static void note(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "bench-ws: ");
+    fprintf(stderr, "bench-ws-echo: ");
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -1140,7 +1140,7 @@ static int run_client(const char *hostport, size_t size, long count, int conns, 
     int port = colon ? atoi(colon + 1) : 0;
     const struct frames *fr = frames_for(size);
     if (port <= 0 || !fr || conns < 1) {
-        fprintf(stderr, "bench-ws: bad --client arguments (sizes: 64, 1024, 16384, 65536)\n");
+        fprintf(stderr, "bench-ws-echo: bad --client arguments (sizes: 64, 1024, 16384, 65536)\n");
         return 2;
     }
     struct load L = {.mode = stream > 0 ? STREAM : PINGPONG,
@@ -1151,9 +1151,11 @@ static int run_client(const char *hostport, size_t size, long count, int conns, 
                      .lat_ns = lat_buf};
     int rc = load_run(&L, port);
     if (stream > 0) {
-        fprintf(stderr, "bench-ws: %.1f MB echoed in %.3f s\n", (double)L.bytes / 1e6, L.elapsed);
+        fprintf(stderr, "bench-ws-echo: %.1f MB echoed in %.3f s\n", (double)L.bytes / 1e6,
+                L.elapsed);
     } else {
-        fprintf(stderr, "bench-ws: %ld round trips of %zu bytes on %d connection(s) in %.3f s%s\n",
+        fprintf(stderr,
+                "bench-ws-echo: %ld round trips of %zu bytes on %d connection(s) in %.3f s%s\n",
                 L.rts, size, conns, L.elapsed, rc == 0 ? "" : " (errors)");
     }
     return rc == 0 && (stream > 0 || L.rts == count) ? 0 : 1;
@@ -1161,11 +1163,12 @@ static int run_client(const char *hostport, size_t size, long count, int conns, 
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: bench-ws [--quick] [--rounds N] [--seconds S] [--case NAME] [--impl NAME]\n"
-            "                [--no-syscalls]\n"
-            "       bench-ws --client HOST:PORT [--size B] [--count N] [--conns C]\n"
-            "                [--stream SECS]\n");
+    fprintf(
+        stderr,
+        "usage: bench-ws-echo [--quick] [--rounds N] [--seconds S] [--case NAME] [--impl NAME]\n"
+        "                [--no-syscalls]\n"
+        "       bench-ws-echo --client HOST:PORT [--size B] [--count N] [--conns C]\n"
+        "                [--stream SECS]\n");
     return 2;
 }
 
