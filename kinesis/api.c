@@ -3,7 +3,7 @@
  * The Kinesis JSON API client: one coroutine call per operation.
  *
  * Owns the exchange: it validates a call's arguments (kinesis/json.c),
- * builds the JSON body (by hand for PutRecord(s), with jansson for the small
+ * builds the JSON body (by hand for PutRecord(s), with cJSON for the small
  * control-plane bodies), signs it (SigV4 with the Host header exactly as the
  * HTTP client will send it), posts it on the pooled HTTP client and hands a
  * 2xx body to the operation's parser or an error body to the error mapper.
@@ -17,12 +17,14 @@
  * the request, and Kinesis delivery is at-least-once anyway.
  */
 #include <errno.h>
+#include <float.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
+#include <cjson/cJSON.h>
 
 #include "coronet/http.h"
 #include "coronet/kinesis.h"
@@ -250,20 +252,60 @@ static int call(struct cn_kinesis_client *kc, const char *op, const char *body, 
     return rc < 0 ? rc : call_ok(err);
 }
 
-/* call() with a jansson request object (consumed; NULL: json_pack failed). */
-static int call_json(struct cn_kinesis_client *kc, const char *op, json_t *req, parse_fn parse,
+/* ---- control-plane request bodies ---------------------------------------------------- */
+
+/* {"name":"value",...} from NULL-ended name, value pairs; NULL if out of memory. */
+static cJSON *req_strs(const char *name, ...)
+{
+    cJSON *o = cJSON_CreateObject();
+    va_list ap;
+    va_start(ap, name);
+    for (; o && name; name = va_arg(ap, const char *)) {
+        if (!cJSON_AddStringToObject(o, name, va_arg(ap, const char *))) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+    }
+    va_end(ap);
+    return o;
+}
+
+/* o with a number member added (o consumed; NULL stays NULL, or on ENOMEM). */
+static cJSON *req_num(cJSON *o, const char *name, double v)
+{
+    if (o && !cJSON_AddNumberToObject(o, name, v)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* o with an object member added (both consumed, as req_num). */
+static cJSON *req_obj(cJSON *o, const char *name, cJSON *v)
+{
+    if (o && v && cJSON_AddItemToObject(o, name, v)) {
+        return o;
+    }
+    cJSON_Delete(o);
+    cJSON_Delete(v);
+    return NULL;
+}
+
+/* call() with a cJSON request object (consumed; NULL: out of memory). The
+ * printed body must be UTF-8 (cJSON copies bytes >= 0x80 unchecked). */
+static int call_json(struct cn_kinesis_client *kc, const char *op, cJSON *req, parse_fn parse,
                      void *out, struct cn_kinesis_error *err, int64_t deadline)
 {
-    if (!req) {
-        return reject(err, -EINVAL, "request arguments are not valid UTF-8 text");
-    }
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
+    char *body = req ? cJSON_PrintUnformatted(req) : NULL;
+    cJSON_Delete(req);
     if (!body) {
         return reject(err, -ENOMEM, "out of memory");
     }
-    int rc = call(kc, op, body, strlen(body), parse, out, err, deadline);
-    free(body);
+    size_t len = strlen(body);
+    int rc = cn__kinesis_utf8_ok(body, len)
+                 ? call(kc, op, body, len, parse, out, err, deadline)
+                 : reject(err, -EINVAL, "request arguments are not valid UTF-8 text");
+    cJSON_free(body);
     return rc;
 }
 
@@ -298,7 +340,7 @@ int cn_kinesis_create_stream(struct cn_kinesis_client *kc, const char *stream, i
     if (shard_count < 1 || shard_count > 100000) {
         return reject(err, -EINVAL, "shard count is not 1..100000");
     }
-    json_t *req = json_pack("{s:s,s:i}", "StreamName", stream, "ShardCount", shard_count);
+    cJSON *req = req_num(req_strs("StreamName", stream, NULL), "ShardCount", shard_count);
     return call_json(kc, "CreateStream", req, NULL, NULL, err, deadline);
 }
 
@@ -309,8 +351,11 @@ int cn_kinesis_delete_stream(struct cn_kinesis_client *kc, const char *stream, b
     if (rc < 0) {
         return rc;
     }
-    json_t *req = force ? json_pack("{s:s,s:b}", "StreamName", stream, "EnforceConsumerDeletion", 1)
-                        : json_pack("{s:s}", "StreamName", stream);
+    cJSON *req = req_strs("StreamName", stream, NULL);
+    if (req && force && !cJSON_AddTrueToObject(req, "EnforceConsumerDeletion")) {
+        cJSON_Delete(req);
+        req = NULL;
+    }
     return call_json(kc, "DeleteStream", req, NULL, NULL, err, deadline);
 }
 
@@ -330,7 +375,7 @@ int cn_kinesis_describe_stream_summary(struct cn_kinesis_client *kc, const char 
     if (!out) {
         return reject(err, -EINVAL, "no summary to fill");
     }
-    json_t *req = json_pack("{s:s}", "StreamName", stream);
+    cJSON *req = req_strs("StreamName", stream, NULL);
     return call_json(kc, "DescribeStreamSummary", req, parse_summary, out, err, deadline);
 }
 
@@ -406,10 +451,10 @@ int cn_kinesis_list_shards(struct cn_kinesis_client *kc, const char *stream,
     }
     /* The first page names the stream; later ones only carry NextToken:
      * AWS rejects StreamName together with NextToken. */
-    json_t *req =
-        filter == CN_KINESIS_SHARDS_OPEN
-            ? json_pack("{s:s,s:{s:s}}", "StreamName", stream, "ShardFilter", "Type", "AT_LATEST")
-            : json_pack("{s:s}", "StreamName", stream);
+    cJSON *req = req_strs("StreamName", stream, NULL);
+    if (filter == CN_KINESIS_SHARDS_OPEN) {
+        req = req_obj(req, "ShardFilter", req_strs("Type", "AT_LATEST", NULL));
+    }
     for (int pages = 0;; pages++) {
         char *token = p.token;
         p.token = NULL;
@@ -422,7 +467,7 @@ int cn_kinesis_list_shards(struct cn_kinesis_client *kc, const char *stream,
             rc = reject(err, CN_EKINESIS_BAD_RESPONSE, "ListShards: NextToken never ends");
             break;
         }
-        req = json_pack("{s:s}", "NextToken", p.token);
+        req = req_strs("NextToken", p.token, NULL);
     }
     free(p.token);
     if (rc < 0) {
@@ -536,25 +581,20 @@ static int parse_it(const char *body, size_t len, void *out, struct cn_kinesis_e
     return cn__kinesis_parse_iterator(body, len, out, err);
 }
 
-static json_t *iterator_request(const char *stream, const char *shard_id,
-                                const struct cn_kinesis_iterator_opts *o)
+static cJSON *iterator_request(const char *stream, const char *shard_id,
+                               const struct cn_kinesis_iterator_opts *o)
 {
     static const char *const types[] = {"TRIM_HORIZON", "LATEST", "AT_SEQUENCE_NUMBER",
                                         "AFTER_SEQUENCE_NUMBER", "AT_TIMESTAMP"};
-    json_t *req = json_pack("{s:s,s:s,s:s}", "StreamName", stream, "ShardId", shard_id,
-                            "ShardIteratorType", types[o->type]);
-    int rc = 0;
+    cJSON *req = req_strs("StreamName", stream, "ShardId", shard_id, "ShardIteratorType",
+                          types[o->type], NULL);
     if (req &&
-        (o->type == CN_KINESIS_AT_SEQUENCE_NUMBER || o->type == CN_KINESIS_AFTER_SEQUENCE_NUMBER)) {
-        rc = json_object_set_new(req, "StartingSequenceNumber", json_string(o->sequence_number));
-    } else if (req && o->type == CN_KINESIS_AT_TIMESTAMP) {
-        rc = json_object_set_new(req, "Timestamp", json_real(o->timestamp));
-    }
-    if (rc < 0) {
-        json_decref(req);
+        (o->type == CN_KINESIS_AT_SEQUENCE_NUMBER || o->type == CN_KINESIS_AFTER_SEQUENCE_NUMBER) &&
+        !cJSON_AddStringToObject(req, "StartingSequenceNumber", o->sequence_number)) {
+        cJSON_Delete(req);
         return NULL;
     }
-    return req;
+    return o->type == CN_KINESIS_AT_TIMESTAMP ? req_num(req, "Timestamp", o->timestamp) : req;
 }
 
 int cn_kinesis_get_shard_iterator(struct cn_kinesis_client *kc, const char *stream,
@@ -573,7 +613,7 @@ int cn_kinesis_get_shard_iterator(struct cn_kinesis_client *kc, const char *stre
         o->type == CN_KINESIS_AT_SEQUENCE_NUMBER || o->type == CN_KINESIS_AFTER_SEQUENCE_NUMBER;
     if (!iterator || (unsigned)o->type > CN_KINESIS_AT_TIMESTAMP ||
         (by_seq && !seq_ok(o->sequence_number)) ||
-        (o->type == CN_KINESIS_AT_TIMESTAMP && !(o->timestamp >= 0))) {
+        (o->type == CN_KINESIS_AT_TIMESTAMP && !(o->timestamp >= 0 && o->timestamp <= DBL_MAX))) {
         return reject(err, -EINVAL, "bad iterator type, sequence number or timestamp");
     }
     return call_json(kc, "GetShardIterator", iterator_request(stream, shard_id, o), parse_it,
@@ -594,8 +634,8 @@ int cn_kinesis_get_records(struct cn_kinesis_client *kc, const char *iterator, i
         return reject(err, -EINVAL, "bad shard iterator or limit");
     }
     *out = NULL;
-    json_t *req = limit > 0 ? json_pack("{s:s,s:i}", "ShardIterator", iterator, "Limit", limit)
-                            : json_pack("{s:s}", "ShardIterator", iterator);
+    cJSON *req = req_strs("ShardIterator", iterator, NULL);
+    req = limit > 0 ? req_num(req, "Limit", limit) : req;
     return call_json(kc, "GetRecords", req, parse_recs, out, err, deadline);
 }
 
@@ -615,8 +655,8 @@ int cn_kinesis_split_shard(struct cn_kinesis_client *kc, const char *stream, con
         cn__hashkey_parse(&k, new_starting_hash_key, strlen(new_starting_hash_key)) < 0) {
         return reject(err, CN_EKINESIS_HASH_KEY, "new starting hash key is not 0..2^128-1");
     }
-    json_t *req = json_pack("{s:s,s:s,s:s}", "StreamName", stream, "ShardToSplit", shard_id,
-                            "NewStartingHashKey", new_starting_hash_key);
+    cJSON *req = req_strs("StreamName", stream, "ShardToSplit", shard_id, "NewStartingHashKey",
+                          new_starting_hash_key, NULL);
     return call_json(kc, "SplitShard", req, NULL, NULL, err, deadline);
 }
 
@@ -630,8 +670,8 @@ int cn_kinesis_merge_shards(struct cn_kinesis_client *kc, const char *stream, co
     if (rc < 0) {
         return rc;
     }
-    json_t *req = json_pack("{s:s,s:s,s:s}", "StreamName", stream, "ShardToMerge", shard_id,
-                            "AdjacentShardToMerge", adjacent_shard_id);
+    cJSON *req = req_strs("StreamName", stream, "ShardToMerge", shard_id, "AdjacentShardToMerge",
+                          adjacent_shard_id, NULL);
     return call_json(kc, "MergeShards", req, NULL, NULL, err, deadline);
 }
 
@@ -645,7 +685,7 @@ int cn_kinesis_update_shard_count(struct cn_kinesis_client *kc, const char *stre
     if (target < 1 || target > 100000) {
         return reject(err, -EINVAL, "target shard count is not 1..100000");
     }
-    json_t *req = json_pack("{s:s,s:i,s:s}", "StreamName", stream, "TargetShardCount", target,
-                            "ScalingType", "UNIFORM_SCALING");
+    cJSON *req = req_num(req_strs("StreamName", stream, "ScalingType", "UNIFORM_SCALING", NULL),
+                         "TargetShardCount", target);
     return call_json(kc, "UpdateShardCount", req, NULL, NULL, err, deadline);
 }

@@ -5,7 +5,7 @@
  * kinesis/json.c is pure: it validates requests the way AWS would, writes
  * the PutRecord(s) bodies by hand (their shape is fixed and the data is
  * base64), maps error responses to CN_EKINESIS_* codes and parses the
- * response bodies with jansson. No I/O, no coroutine: the tests feed it
+ * response bodies with cJSON. No I/O, no coroutine: the tests feed it
  * canned bodies and fuzz/kinesis_json.c feeds it anything.
  * kinesis/api.c does the signing and the HTTP exchange.
  *
@@ -46,6 +46,9 @@ int cn__kinesis_check_entry(const struct cn_kinesis_entry *e);
  * entry error *bad is its index (else n). Errors: as check_entry,
  * CN_EKINESIS_TOO_MANY_RECORDS, CN_EKINESIS_REQUEST_TOO_LARGE. */
 int cn__kinesis_check_entries(const struct cn_kinesis_entry *e, size_t n, size_t *bad);
+
+/* True if s[0..len) is strict UTF-8 (RFC 3629). */
+bool cn__kinesis_utf8_ok(const char *s, size_t len);
 
 /* ---- request bodies --------------------------------------------------------------- */
 

@@ -11,11 +11,26 @@
  * 1 MiB, up to a limit of 5 MiB for the entire request, including partition
  * keys").
  *
- * Responses are parsed with jansson into a tree, then read field by field
+ * Responses are parsed with cJSON into a tree, then read field by field
  * with type checks: never substring matching. A field of the wrong type, a
  * string longer than its AWS bound, a sequence number or hash key that is
  * not a canonical decimal: CN_EKINESIS_BAD_RESPONSE with what was wrong in
  * the error message, and nothing allocated left behind.
+ *
+ * cJSON is lenient where RFC 8259 is not: it accepts invalid UTF-8, raw
+ * control characters, "01" and "1.", a BOM, and decodes \u0000 into a NUL
+ * that silently ends its C string. So lex() checks the body's tokens first
+ * (RFC 8259 §§2, 6, 7, 8.1: what jansson, the parser before, rejected) and
+ * cJSON only builds the tree; lex() also guarantees cJSON never sees an
+ * unterminated string or escape at the end of a body that has no NUL after
+ * it. A body holding \u0000 (rare: partition keys may contain U+0000) is
+ * parsed from a copy with each such escape replaced by the byte 0xFF, which
+ * valid UTF-8 never contains; afterwards each such string gets its NULs
+ * back and its real length in valueint (unused by cJSON for strings), see
+ * str_val(). Other differences from jansson, accepted: numbers are doubles
+ * (integers are checked for integrality and range, so 5.0 passes as 5), and
+ * of duplicate keys the first wins (jansson: the last); nesting is capped
+ * at CJSON_NESTING_LIMIT (1000). cJSON's allocator hooks are left alone.
  */
 #include "kinesis/api_internal.h"
 
@@ -24,8 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <limits.h>
 
-#include <jansson.h>
+#include <cjson/cJSON.h>
 
 #include "kinesis/base64.h"
 #include "kinesis/hashkey.h"
@@ -60,31 +76,46 @@ int cn__kinesis_check_shard_id(const char *id)
     return name_ok(id, CN_KINESIS_SHARD_ID_MAX) ? 0 : CN_EKINESIS_SHARD_ID;
 }
 
-/* Number of code points in strict UTF-8 (no overlong forms, surrogates or
- * values above U+10FFFF; RFC 3629 §4), or -1. */
+/* The length of the strict UTF-8 sequence (no overlong forms, surrogates
+ * or values above U+10FFFF; RFC 3629 §4) at s[0..len), len > 0, or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || len < n) {
+        return 0;
+    }
+    unsigned cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; k++) {
+        if ((s[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return 0;
+    }
+    return n;
+}
+
+/* Number of code points in strict UTF-8, or -1. */
 static ssize_t utf8_count(const unsigned char *s, size_t len)
 {
     ssize_t count = 0;
     for (size_t i = 0; i < len; count++) {
-        unsigned c = s[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (n == 0 || len - i < n) {
-            return -1;
-        }
-        unsigned cp = n == 1 ? c : c & (0x7F >> n);
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                return -1;
-            }
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        size_t n = utf8_seq(s + i, len - i);
+        if (n == 0) {
             return -1;
         }
         i += n;
     }
     return count;
+}
+
+bool cn__kinesis_utf8_ok(const char *s, size_t len)
+{
+    return utf8_count((const unsigned char *)s, len) >= 0;
 }
 
 int cn__kinesis_check_partition_key(const char *pk, size_t len)
@@ -400,29 +431,227 @@ static int status_code(int status)
     return status == 403 ? CN_EKINESIS_ACCESS_DENIED : CN_EKINESIS;
 }
 
-/* The string member key of o, or NULL; its length in *n. */
-static const char *str_member(json_t *o, const char *key, size_t *n)
+/* ---- the JSON text ----------------------------------------------------------------- */
+
+/* Four hex digits: cJSON's own check reads a bad one as a \u0000 escape. */
+static bool hex4(const unsigned char *s)
 {
-    json_t *v = json_object_get(o, key);
-    if (!json_is_string(v)) {
+    for (int k = 0; k < 4; k++) {
+        unsigned c = s[k];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The string token at s[*pos] == '"' (RFC 8259 §7: no raw control
+ * characters, only the listed escapes; §8.1: UTF-8). Moves *pos past it and
+ * counts its \u0000 escapes in *nuls. */
+static bool lex_string(const unsigned char *s, size_t len, size_t *pos, size_t *nuls)
+{
+    size_t i = *pos + 1;
+    while (i < len && s[i] != '"') {
+        size_t n = 1;
+        if (s[i] == '\\') {
+            if (len - i < 2 || s[i + 1] == 0 || !strchr("\"\\/bfnrtu", s[i + 1])) {
+                return false;
+            }
+            n = 2;
+            if (s[i + 1] == 'u') {
+                if (len - i < 6 || !hex4(s + i + 2)) {
+                    return false;
+                }
+                *nuls += memcmp(s + i + 2, "0000", 4) == 0;
+                n = 6;
+            }
+        } else if (s[i] < 0x20 || (s[i] >= 0x80 && (n = utf8_seq(s + i, len - i)) == 0)) {
+            return false; /* ASCII (n = 1) needs no decoding */
+        }
+        i += n;
+    }
+    *pos = i + 1;
+    return i < len;
+}
+
+static size_t digits(const unsigned char *s, size_t len, size_t i)
+{
+    size_t n = 0;
+    while (i + n < len && s[i + n] >= '0' && s[i + n] <= '9') {
+        n++;
+    }
+    return n;
+}
+
+/* The number token at s[*pos] (RFC 8259 §6):
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, not followed by more of
+ * the characters cJSON would take into it ("01", "1.", "1e", "-"). */
+static bool lex_number(const unsigned char *s, size_t len, size_t *pos)
+{
+    size_t i = *pos + (s[*pos] == '-');
+    size_t d = digits(s, len, i);
+    if (d == 0 || (d > 1 && s[i] == '0')) {
+        return false;
+    }
+    i += d;
+    if (i < len && s[i] == '.') {
+        d = digits(s, len, i + 1);
+        if (d == 0) {
+            return false;
+        }
+        i += 1 + d;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        i += 1 + (i + 1 < len && (s[i + 1] == '+' || s[i + 1] == '-'));
+        d = digits(s, len, i);
+        if (d == 0) {
+            return false;
+        }
+        i += d;
+    }
+    *pos = i;
+    return i == len || !strchr(".eE+-", s[i]) || s[i] == 0;
+}
+
+/* The tokens of the body are JSON's: what RFC 8259 forbids and cJSON lets
+ * through (see the top of the file). The structure is cJSON's to check.
+ * On failure *at is where the bad token starts. */
+static bool lex(const unsigned char *s, size_t len, size_t *nuls, size_t *at)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        bool ok = true;
+        *at = i;
+        if (c == '"') {
+            ok = lex_string(s, len, &i, nuls);
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            ok = lex_number(s, len, &i);
+        } else if (c >= 0x80 || (c < 0x20 && c != '\t' && c != '\n' && c != '\r')) {
+            ok = false; /* §2: only these whitespace bytes between tokens; no BOM */
+        } else {
+            i++;
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A lexed body with each \u0000 escape inside a string replaced by the byte
+ * 0xFF (which UTF-8 never holds) into out; returns its length. */
+static size_t mark_nuls(const char *in, size_t len, char *out)
+{
+    bool in_str = false;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in_str && in[i] == '\\') {
+            if (in[i + 1] == 'u' && memcmp(in + i + 2, "0000", 4) == 0) { /* lexed: in bounds */
+                out[o++] = (char)0xFF;
+                i += 5;
+                continue;
+            }
+            out[o++] = in[i++]; /* the escaped byte is copied below, even a quote */
+        } else if (in[i] == '"') {
+            in_str = !in_str;
+        }
+        out[o++] = in[i];
+    }
+    return o;
+}
+
+/* Gives the strings of a tree parsed from mark_nuls() output their NULs
+ * back, with the real length + 1 in valueint. False if a key holds one
+ * (jansson refused those too). */
+static bool unmark_nuls(cJSON *v)
+{
+    for (; v; v = v->next) {
+        if (v->string && strchr(v->string, 0xFF)) {
+            return false;
+        }
+        if (cJSON_IsString(v) && v->valuestring && strchr(v->valuestring, 0xFF)) {
+            size_t n = strlen(v->valuestring);
+            for (size_t k = 0; k < n; k++) {
+                v->valuestring[k] =
+                    (unsigned char)v->valuestring[k] == 0xFF ? '\0' : v->valuestring[k];
+            }
+            v->valueint = (int)(n + 1); /* n < body length <= INT_MAX */
+        }
+        if (v->child && !unmark_nuls(v->child)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The whole body as one JSON value (RFC 8259 §2: whitespace only after it),
+ * or NULL; *at is where it went wrong. */
+static cJSON *parse_text(const char *body, size_t len, size_t *at)
+{
+    size_t nuls = 0;
+    *at = 0;
+    if (!body || len == 0 || len > INT_MAX || !lex((const unsigned char *)body, len, &nuls, at)) {
         return NULL;
     }
-    *n = json_string_length(v);
-    return json_string_value(v);
+    char *copy = nuls ? malloc(len) : NULL;
+    if (nuls && !copy) {
+        return NULL;
+    }
+    const char *text = copy ? copy : body;
+    size_t n = copy ? mark_nuls(body, len, copy) : len;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    size_t i = end ? (size_t)(end - text) : 0;
+    while (root && i < n &&
+           (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) {
+        i++;
+    }
+    if (root && (i < n || (copy && !unmark_nuls(root)))) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    *at = i;
+    free(copy);
+    return root;
+}
+
+/* A member of o by its exact (case-sensitive) name; the first of duplicates. */
+static cJSON *item(const cJSON *o, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, key);
+}
+
+/* The value of a string item and its length (NULs included, see unmark_nuls). */
+static const char *str_val(const cJSON *v, size_t *n)
+{
+    *n = v->valueint > 0 ? (size_t)v->valueint - 1 : strlen(v->valuestring);
+    return v->valuestring;
+}
+
+/* The string member key of o, or NULL; its length in *n. */
+static const char *str_member(const cJSON *o, const char *key, size_t *n)
+{
+    cJSON *v = item(o, key);
+    return cJSON_IsString(v) ? str_val(v, n) : NULL;
 }
 
 int cn__kinesis_error_response(int status, const char *ctype, size_t ctype_len, const char *errtype,
                                size_t errtype_len, const char *body, size_t len,
                                struct cn_kinesis_error *err)
 {
-    json_t *root = NULL;
+    cJSON *root = NULL;
     if (cn__kinesis_json_ctype(ctype, ctype_len) || (len > 0 && body[0] == '{')) {
-        root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
+        size_t at;
+        root = parse_text(body, len, &at);
+    }
+    if (root && !cJSON_IsObject(root) && !cJSON_IsArray(root)) {
+        cJSON_Delete(root); /* jansson took objects and arrays only */
+        root = NULL;
     }
     size_t tlen = 0, mlen = 0;
-    const char *type = json_is_object(root) ? str_member(root, "__type", &tlen) : NULL;
+    const char *type = cJSON_IsObject(root) ? str_member(root, "__type", &tlen) : NULL;
     const char *msg = NULL;
-    if (json_is_object(root)) {
+    if (cJSON_IsObject(root)) {
         msg = str_member(root, "message", &mlen);
         msg = msg ? msg : str_member(root, "Message", &mlen);
     }
@@ -446,7 +675,7 @@ int cn__kinesis_error_response(int status, const char *ctype, size_t ctype_len, 
         msg = fallback;
     }
     cn__kinesis_error_set(err, code, status, type, tlen, msg, mlen);
-    json_decref(root);
+    cJSON_Delete(root);
     return code;
 }
 
@@ -459,18 +688,18 @@ static int bad(struct cn_kinesis_error *err, const char *what)
 }
 
 /* The body as a JSON object, or NULL with err set. */
-static json_t *load(const char *body, size_t len, struct cn_kinesis_error *err)
+static cJSON *load(const char *body, size_t len, struct cn_kinesis_error *err)
 {
-    json_error_t je;
-    json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
+    size_t at;
+    cJSON *root = parse_text(body, len, &at);
     if (!root) {
         char what[256];
-        snprintf(what, sizeof what, "response is not JSON: %s at byte %d", je.text, je.position);
+        snprintf(what, sizeof what, "response is not JSON: error at or before byte %zu", at);
         bad(err, what);
         return NULL;
     }
-    if (!json_is_object(root)) {
-        json_decref(root);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
         bad(err, "response is not a JSON object");
         return NULL;
     }
@@ -480,26 +709,27 @@ static json_t *load(const char *body, size_t len, struct cn_kinesis_error *err)
 /* Copies the string member key of o into dst[cap] (NUL-terminated).
  * Returns 0, 1 if absent or null (an error if required), or
  * CN_EKINESIS_BAD_RESPONSE: not a string, too long, or holding a NUL. */
-static int get_str(json_t *o, const char *key, bool required, char *dst, size_t cap,
+static int get_str(cJSON *o, const char *key, bool required, char *dst, size_t cap,
                    struct cn_kinesis_error *err)
 {
     char what[160];
-    json_t *v = json_object_get(o, key);
+    cJSON *v = item(o, key);
     dst[0] = '\0';
-    if (!v || json_is_null(v)) {
+    if (!v || cJSON_IsNull(v)) {
         if (!required) {
             return 1;
         }
         snprintf(what, sizeof what, "response lacks %s", key);
         return bad(err, what);
     }
-    size_t n = json_is_string(v) ? json_string_length(v) : 0;
-    if (!json_is_string(v) || n >= cap || memchr(json_string_value(v), 0, n)) {
+    size_t n = 0;
+    const char *s = cJSON_IsString(v) ? str_val(v, &n) : NULL;
+    if (!s || n >= cap || memchr(s, 0, n)) {
         snprintf(what, sizeof what, "response field %s is not a string of at most %zu bytes", key,
                  cap - 1);
         return bad(err, what);
     }
-    memcpy(dst, json_string_value(v), n + 1);
+    memcpy(dst, s, n + 1);
     return 0;
 }
 
@@ -510,7 +740,7 @@ static bool decimal_ok(const char *s)
     return n > 0 && s[n] == '\0' && (s[0] != '0' || n == 1);
 }
 
-static int get_seq(json_t *o, const char *key, bool required, char *dst,
+static int get_seq(cJSON *o, const char *key, bool required, char *dst,
                    struct cn_kinesis_error *err)
 {
     int rc = get_str(o, key, required, dst, CN_KINESIS_SEQ_MAX, err);
@@ -522,7 +752,7 @@ static int get_seq(json_t *o, const char *key, bool required, char *dst,
     return rc;
 }
 
-static int get_hash_key(json_t *o, const char *key, char *dst, struct cn_kinesis_error *err)
+static int get_hash_key(cJSON *o, const char *key, char *dst, struct cn_kinesis_error *err)
 {
     int rc = get_str(o, key, true, dst, CN_KINESIS_HASH_KEY_MAX, err);
     struct cn__hashkey k;
@@ -535,30 +765,34 @@ static int get_hash_key(json_t *o, const char *key, char *dst, struct cn_kinesis
 }
 
 /* An integer member in [min, max]: 0, 1 if absent, or bad. */
-static int get_int(json_t *o, const char *key, int64_t min, int64_t max, int64_t *out,
+static int get_int(cJSON *o, const char *key, int64_t min, int64_t max, int64_t *out,
                    struct cn_kinesis_error *err)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    cJSON *v = item(o, key);
+    if (!v || cJSON_IsNull(v)) {
         return 1;
     }
-    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+    /* cJSON numbers are doubles: in range first (2^63 is INT64_MAX as a
+     * double but not an int64_t), then integral. */
+    double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    if (!cJSON_IsNumber(v) || !(d >= (double)min && d <= (double)max && d < 0x1p63) ||
+        d != (double)(int64_t)d) {
         char what[160];
         snprintf(what, sizeof what, "response field %s is not an integer in range", key);
         return bad(err, what);
     }
-    *out = json_integer_value(v);
+    *out = (int64_t)d;
     return 0;
 }
 
 /* Seconds since the epoch (a JSON number, fractional allowed): 0, 1, bad. */
-static int get_time(json_t *o, const char *key, double *out, struct cn_kinesis_error *err)
+static int get_time(cJSON *o, const char *key, double *out, struct cn_kinesis_error *err)
 {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
+    cJSON *v = item(o, key);
+    if (!v || cJSON_IsNull(v)) {
         return 1;
     }
-    double t = json_is_number(v) ? json_number_value(v) : -1;
+    double t = cJSON_IsNumber(v) ? v->valuedouble : -1;
     if (!(t >= 0 && t < 1e12)) { /* also NaN; 1e12 s is year 33658 */
         char what[160];
         snprintf(what, sizeof what, "response field %s is not a timestamp", key);
@@ -584,26 +818,26 @@ static enum cn_kinesis_stream_status status_of(const char *s)
 int cn__kinesis_parse_summary(const char *body, size_t len, struct cn_kinesis_stream_summary *out,
                               struct cn_kinesis_error *err)
 {
-    json_t *root = load(body, len, err);
+    cJSON *root = load(body, len, err);
     if (!root) {
         return CN_EKINESIS_BAD_RESPONSE;
     }
     memset(out, 0, sizeof *out);
-    json_t *d = json_object_get(root, "StreamDescriptionSummary");
+    cJSON *d = item(root, "StreamDescriptionSummary");
     char status[32], mode[32] = "";
     int64_t shards = 0, hours = 0;
-    int rc = json_is_object(d) ? 0 : bad(err, "response lacks StreamDescriptionSummary");
+    int rc = cJSON_IsObject(d) ? 0 : bad(err, "response lacks StreamDescriptionSummary");
     rc = rc < 0 ? rc : get_str(d, "StreamName", true, out->name, sizeof out->name, err);
     rc = rc < 0 ? rc : get_str(d, "StreamARN", false, out->arn, sizeof out->arn, err);
     rc = rc < 0 ? rc : get_str(d, "StreamStatus", true, status, sizeof status, err);
     rc = rc < 0 ? rc : get_int(d, "OpenShardCount", 0, INT32_MAX, &shards, err);
     rc = rc < 0 ? rc : get_int(d, "RetentionPeriodHours", 0, INT32_MAX, &hours, err);
     rc = rc < 0 ? rc : get_time(d, "StreamCreationTimestamp", &out->creation_timestamp, err);
-    json_t *md = json_is_object(d) ? json_object_get(d, "StreamModeDetails") : NULL;
-    if (rc >= 0 && json_is_object(md)) {
+    cJSON *md = cJSON_IsObject(d) ? item(d, "StreamModeDetails") : NULL;
+    if (rc >= 0 && cJSON_IsObject(md)) {
         rc = get_str(md, "StreamMode", false, mode, sizeof mode, err);
     }
-    json_decref(root);
+    cJSON_Delete(root);
     if (rc < 0) {
         return rc;
     }
@@ -616,15 +850,15 @@ int cn__kinesis_parse_summary(const char *body, size_t len, struct cn_kinesis_st
 
 /* ---- ListShards -------------------------------------------------------------------- */
 
-static int parse_shard(json_t *s, struct cn_kinesis_shard *out, struct cn_kinesis_error *err)
+static int parse_shard(cJSON *s, struct cn_kinesis_shard *out, struct cn_kinesis_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (!json_is_object(s)) {
+    if (!cJSON_IsObject(s)) {
         return bad(err, "a Shards entry is not an object");
     }
-    json_t *hk = json_object_get(s, "HashKeyRange");
-    json_t *sr = json_object_get(s, "SequenceNumberRange");
-    if (!json_is_object(hk) || !json_is_object(sr)) {
+    cJSON *hk = item(s, "HashKeyRange");
+    cJSON *sr = item(s, "SequenceNumberRange");
+    if (!cJSON_IsObject(hk) || !cJSON_IsObject(sr)) {
         return bad(err, "a shard lacks HashKeyRange or SequenceNumberRange");
     }
     int rc = get_str(s, "ShardId", true, out->id, sizeof out->id, err);
@@ -668,29 +902,31 @@ int cn__kinesis_parse_shards(const char *body, size_t len, enum cn_kinesis_shard
                              struct cn_kinesis_error *err)
 {
     *next_token = NULL;
-    json_t *root = load(body, len, err);
+    cJSON *root = load(body, len, err);
     if (!root) {
         return CN_EKINESIS_BAD_RESPONSE;
     }
-    json_t *arr = json_object_get(root, "Shards");
-    json_t *tok = json_object_get(root, "NextToken");
-    int rc = json_is_array(arr) ? 0 : bad(err, "response lacks the Shards array");
-    if (rc == 0 && tok && !json_is_null(tok) &&
-        (!json_is_string(tok) || json_string_length(tok) == 0 || json_string_length(tok) > 65536)) {
+    cJSON *arr = item(root, "Shards");
+    cJSON *tok = item(root, "NextToken");
+    int rc = cJSON_IsArray(arr) ? 0 : bad(err, "response lacks the Shards array");
+    size_t tlen = 0;
+    const char *t = cJSON_IsString(tok) ? str_val(tok, &tlen) : NULL;
+    if (rc == 0 && tok && !cJSON_IsNull(tok) && (!t || tlen == 0 || tlen > 65536)) {
         rc = bad(err, "response NextToken is not a string");
     }
     struct cn_kinesis_shard s;
-    for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++) {
-        rc = parse_shard(json_array_get(arr, i), &s, err);
+    /* Walk the list: cJSON_GetArrayItem(i) would make the loop quadratic. */
+    for (cJSON *e = rc == 0 ? arr->child : NULL; rc == 0 && e; e = e->next) {
+        rc = parse_shard(e, &s, err);
         if (rc == 0 && (filter != CN_KINESIS_SHARDS_OPEN || s.open)) {
             rc = append_shard(list, &s);
         }
     }
-    if (rc == 0 && json_is_string(tok)) {
-        *next_token = strdup(json_string_value(tok));
+    if (rc == 0 && cJSON_IsString(tok)) {
+        *next_token = strdup(t); /* up to a U+0000, as before */
         rc = *next_token ? 0 : -ENOMEM;
     }
-    json_decref(root);
+    cJSON_Delete(root);
     return rc;
 }
 
@@ -699,18 +935,18 @@ int cn__kinesis_parse_shards(const char *body, size_t len, enum cn_kinesis_shard
 int cn__kinesis_parse_put_record(const char *body, size_t len, struct cn_kinesis_put_result *out,
                                  struct cn_kinesis_error *err)
 {
-    json_t *root = load(body, len, err);
+    cJSON *root = load(body, len, err);
     if (!root) {
         return CN_EKINESIS_BAD_RESPONSE;
     }
     memset(out, 0, sizeof *out);
     int rc = get_str(root, "ShardId", true, out->shard_id, sizeof out->shard_id, err);
     rc = rc < 0 ? rc : get_seq(root, "SequenceNumber", true, out->sequence_number, err);
-    json_decref(root);
+    cJSON_Delete(root);
     return rc;
 }
 
-static char *dup_member(json_t *o, const char *key)
+static char *dup_member(cJSON *o, const char *key)
 {
     size_t n = 0;
     const char *s = str_member(o, key, &n);
@@ -724,10 +960,10 @@ static char *dup_member(json_t *o, const char *key)
 
 /* One entry of PutRecords' Records: success (ShardId, SequenceNumber) or
  * failure (ErrorCode, ErrorMessage). */
-static int parse_put_entry(json_t *e, struct cn_kinesis_put_result *out,
+static int parse_put_entry(cJSON *e, struct cn_kinesis_put_result *out,
                            struct cn_kinesis_error *err)
 {
-    if (!json_is_object(e)) {
+    if (!cJSON_IsObject(e)) {
         return bad(err, "a Records entry is not an object");
     }
     size_t n = 0;
@@ -759,13 +995,13 @@ int cn__kinesis_parse_put_records(const char *body, size_t len, size_t n,
                                   struct cn_kinesis_error *err)
 {
     *out = NULL;
-    json_t *root = load(body, len, err);
+    cJSON *root = load(body, len, err);
     if (!root) {
         return CN_EKINESIS_BAD_RESPONSE;
     }
-    json_t *arr = json_object_get(root, "Records");
+    cJSON *arr = item(root, "Records");
     int64_t failed = -1;
-    int rc = json_is_array(arr) && json_array_size(arr) == n
+    int rc = cJSON_IsArray(arr) && (size_t)cJSON_GetArraySize(arr) == n
                  ? 0
                  : bad(err, "response Records is not an array of one result per entry");
     rc = rc < 0 ? rc : get_int(root, "FailedRecordCount", 0, (int64_t)n, &failed, err);
@@ -776,15 +1012,16 @@ int cn__kinesis_parse_put_records(const char *body, size_t len, size_t n,
     }
     if (r) {
         r->results = (struct cn_kinesis_put_result *)(r + 1);
-        for (; rc >= 0 && r->count < n; r->count++) {
-            rc = parse_put_entry(json_array_get(arr, r->count), &r->results[r->count], err);
+        cJSON *e = arr->child;
+        for (; rc >= 0 && r->count < n; r->count++, e = e->next) {
+            rc = parse_put_entry(e, &r->results[r->count], err);
             r->failed += r->results[r->count].code != 0;
         }
     }
     if (rc >= 0 && failed >= 0 && (size_t)failed != r->failed) {
         rc = bad(err, "response FailedRecordCount disagrees with its Records");
     }
-    json_decref(root);
+    cJSON_Delete(root);
     if (rc < 0) {
         cn_kinesis_put_records_result_free(r);
         return rc;
@@ -798,12 +1035,12 @@ int cn__kinesis_parse_put_records(const char *body, size_t len, size_t n,
 int cn__kinesis_parse_iterator(const char *body, size_t len, char it[CN_KINESIS_ITERATOR_MAX],
                                struct cn_kinesis_error *err)
 {
-    json_t *root = load(body, len, err);
+    cJSON *root = load(body, len, err);
     if (!root) {
         return CN_EKINESIS_BAD_RESPONSE;
     }
     int rc = get_str(root, "ShardIterator", true, it, CN_KINESIS_ITERATOR_MAX, err);
-    json_decref(root);
+    cJSON_Delete(root);
     return rc < 0 ? rc : it[0] ? 0 : bad(err, "response ShardIterator is empty");
 }
 
@@ -813,12 +1050,12 @@ void cn_kinesis_records_free(struct cn_kinesis_records *r)
 }
 
 /* Pass 1 over one record: checks types, adds the bytes it needs. */
-static int measure_record(json_t *rec, size_t *bytes, struct cn_kinesis_error *err)
+static int measure_record(cJSON *rec, size_t *bytes, struct cn_kinesis_error *err)
 {
     size_t klen = 0, slen = 0, dlen = 0;
-    const char *d = json_is_object(rec) ? str_member(rec, "Data", &dlen) : NULL;
-    const char *k = json_is_object(rec) ? str_member(rec, "PartitionKey", &klen) : NULL;
-    const char *s = json_is_object(rec) ? str_member(rec, "SequenceNumber", &slen) : NULL;
+    const char *d = cJSON_IsObject(rec) ? str_member(rec, "Data", &dlen) : NULL;
+    const char *k = cJSON_IsObject(rec) ? str_member(rec, "PartitionKey", &klen) : NULL;
+    const char *s = cJSON_IsObject(rec) ? str_member(rec, "SequenceNumber", &slen) : NULL;
     if (!d || !k || !s) {
         return bad(err, "a record lacks Data, PartitionKey or SequenceNumber strings");
     }
@@ -834,7 +1071,7 @@ static int measure_record(json_t *rec, size_t *bytes, struct cn_kinesis_error *e
 }
 
 /* Pass 2: fills one record, its bytes at *pos. */
-static int fill_record(json_t *rec, struct cn_kinesis_record *out, char **pos,
+static int fill_record(cJSON *rec, struct cn_kinesis_record *out, char **pos,
                        struct cn_kinesis_error *err)
 {
     size_t klen = 0, slen = 0, dlen = 0;
@@ -868,26 +1105,25 @@ int cn__kinesis_parse_records(const char *body, size_t len, struct cn_kinesis_re
                               struct cn_kinesis_error *err)
 {
     *out = NULL;
-    json_t *root = load(body, len, err);
+    cJSON *root = load(body, len, err);
     if (!root) {
         return CN_EKINESIS_BAD_RESPONSE;
     }
-    json_t *arr = json_object_get(root, "Records");
-    char *next = NULL;
-    size_t nlen = 0, n = json_array_size(arr), bytes = 0;
+    cJSON *arr = item(root, "Records");
+    const char *next = NULL;
+    size_t nlen = 0, n = cJSON_IsArray(arr) ? (size_t)cJSON_GetArraySize(arr) : 0, bytes = 0;
     int64_t behind = -1;
-    int rc = json_is_array(arr) ? 0 : bad(err, "response lacks the Records array");
-    json_t *it = json_object_get(root, "NextShardIterator");
-    if (rc == 0 && it && !json_is_null(it)) {
-        next = json_is_string(it) ? (char *)json_string_value(it) : NULL;
-        nlen = json_is_string(it) ? json_string_length(it) : 0;
+    int rc = cJSON_IsArray(arr) ? 0 : bad(err, "response lacks the Records array");
+    cJSON *it = item(root, "NextShardIterator");
+    if (rc == 0 && it && !cJSON_IsNull(it)) {
+        next = cJSON_IsString(it) ? str_val(it, &nlen) : NULL;
         if (!next || nlen == 0 || nlen >= CN_KINESIS_ITERATOR_MAX || memchr(next, 0, nlen)) {
             rc = bad(err, "response NextShardIterator is not an iterator string");
         }
     }
     rc = rc < 0 ? rc : get_int(root, "MillisBehindLatest", 0, INT64_MAX, &behind, err);
-    for (size_t i = 0; rc >= 0 && i < n; i++) {
-        rc = measure_record(json_array_get(arr, i), &bytes, err);
+    for (cJSON *e = rc >= 0 ? arr->child : NULL; rc >= 0 && e; e = e->next) {
+        rc = measure_record(e, &bytes, err);
     }
     struct cn_kinesis_records *r = NULL;
     if (rc >= 0) {
@@ -899,12 +1135,13 @@ int cn__kinesis_parse_records(const char *body, size_t len, struct cn_kinesis_re
         r->count = n;
         r->millis_behind_latest = behind;
         char *pos = (char *)(r->records + n);
-        for (size_t i = 0; rc >= 0 && i < n; i++) {
-            rc = fill_record(json_array_get(arr, i), &r->records[i], &pos, err);
+        cJSON *e = arr->child;
+        for (size_t i = 0; rc >= 0 && i < n; i++, e = e->next) {
+            rc = fill_record(e, &r->records[i], &pos, err);
         }
         r->next_iterator = next ? memcpy(pos, next, nlen + 1) : NULL;
     }
-    json_decref(root);
+    cJSON_Delete(root);
     if (rc < 0) {
         free(r);
         return rc;

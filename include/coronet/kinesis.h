@@ -359,6 +359,168 @@ CN_EXTERN int cn_kinesis_update_shard_count(struct cn_kinesis_client *kc, const 
 
 /* ==== producer ==================================================================== */
 
+/*
+ * The producer: the Amazon KPL's pipeline as coroutines of the caller's
+ * loop. cn_kinesis_put() copies a user record and returns at once; behind
+ * it, per stream, a shard map from ListShards predicts each record's shard
+ * (MD5 of the partition key, or the explicit hash key), records of one
+ * shard are packed into KPL aggregates, aggregates are collected into
+ * PutRecords requests (<= 500 entries, <= 5 MiB) sent when full or when
+ * the oldest record has waited record_max_buffered_time_ms, several
+ * requests in flight. Each entry's result is applied to every user record
+ * inside it; retryable failures are put back through the pipeline after an
+ * exponential backoff with jitter until record_ttl_ms.
+ *
+ * Exactly one outcome per accepted record. A put that returns 0 has
+ * created a record that gets exactly one outcome: success (shard, sequence
+ * number, sub-sequence number) or failure (a code and a message); a put
+ * that returns an error created nothing. Outcomes are awaited through the
+ * handle (cn_kinesis_outcome_wait) and/or delivered to config.on_outcome;
+ * passing no handle is "fire and forget": the outcome is still counted.
+ *
+ * Delivery is at least once, like the KPL's: a request that timed out or
+ * lost its connection may have been stored by Kinesis and is retried, so a
+ * record may be stored twice while it gets one outcome (the last attempt's).
+ *
+ * Memory is bounded by max_outstanding_records (records put and still
+ * without an outcome) times the record size: put parks when it is reached.
+ *
+ * Threads: a producer belongs to its loop's thread, like every coroutine
+ * object; handles too. Outcomes are plain memory.
+ */
+struct cn_kinesis_producer;
+struct cn_kinesis_outcome_handle;
+
+/* What happened to one user record. */
+struct cn_kinesis_outcome {
+    uint64_t id;        /* 1, 2, ...: the order in which the producer accepted the record */
+    int code;           /* 0: stored; else why not (see cn_kinesis_put) */
+    int attempts;       /* PutRecords requests that carried it */
+    int64_t latency_ms; /* from put to this outcome, loop clock */
+    /* success: */
+    char shard_id[CN_KINESIS_SHARD_ID_MAX + 1];
+    char sequence_number[CN_KINESIS_SEQ_MAX];
+    uint64_t sub_sequence_number; /* index inside its KPL aggregate; 0 if not aggregated */
+    bool aggregated;              /* sent inside an aggregate of 2 or more records */
+    /* failure: */
+    int last_error;          /* the last attempt's error (= code unless the TTL expired) */
+    char error_type[96];     /* AWS error type of the last error, or "" */
+    char error_message[256]; /* what went wrong, in words (truncated) */
+};
+
+/* Called once per record, with its outcome (borrowed for the call), on a
+ * producer coroutine: it must not park (no blocking call; it may call
+ * cn_kinesis_try_put). h is the record's handle, valid for the call (also
+ * when put got no handle). */
+typedef void (*cn_kinesis_outcome_fn)(void *arg, struct cn_kinesis_outcome_handle *h,
+                                      const struct cn_kinesis_outcome *o);
+
+enum cn_kinesis_toggle {
+    CN_KINESIS_DEFAULT = 0, /* the documented default */
+    CN_KINESIS_ON,
+    CN_KINESIS_OFF,
+};
+
+/* Configuration; zero means the default, named after the KPL setting. */
+struct cn_kinesis_producer_config {
+    struct cn_kinesis_client_opts client; /* endpoint, region, credentials, TLS */
+    size_t max_outstanding_records;       /* put parks beyond; 0 = 10,000 */
+    int64_t record_max_buffered_time_ms;  /* RecordMaxBufferedTime; 0 = 100 */
+    int64_t record_ttl_ms;                /* RecordTtl: life before failing; 0 = 30,000 */
+    int64_t request_timeout_ms;           /* RequestTimeout, per PutRecords; 0 = 6,000 */
+    enum cn_kinesis_toggle aggregation;   /* AggregationEnabled; default on */
+    size_t aggregation_max_size;          /* AggregationMaxSize, bytes; 0 = 51,200 */
+    size_t collection_max_count;          /* CollectionMaxCount, 1..500; 0 = 500 */
+    size_t collection_max_size;           /* CollectionMaxSize, bytes; 0 = 5 MiB */
+    size_t max_connections;               /* MaxConnections (requests in flight); 0 = 24 */
+    int64_t min_backoff_ms;               /* first retry delay, doubling; 0 = 100 */
+    int64_t max_backoff_ms;               /* retry delay cap; 0 = 5,000 */
+    cn_kinesis_outcome_fn on_outcome;     /* may be NULL */
+    void *on_outcome_arg;
+};
+
+/* Producer counters (user records unless said otherwise). */
+struct cn_kinesis_producer_counters {
+    uint64_t put;             /* accepted by cn_kinesis_put / try_put */
+    uint64_t sent;            /* sent in a request, once per attempt */
+    uint64_t succeeded;       /* outcome success */
+    uint64_t failed;          /* outcome failure, expired and closed included */
+    uint64_t retried;         /* put back into the pipeline after a retryable failure */
+    uint64_t expired;         /* failed because record_ttl_ms passed */
+    uint64_t requests;        /* PutRecords requests sent */
+    uint64_t aggregates;      /* KPL aggregates built (2 or more user records each) */
+    uint64_t shard_map_loads; /* ListShards rounds that built a map */
+    uint64_t wrong_shard;     /* records that landed on a shard other than predicted */
+    uint64_t outstanding;     /* put and without an outcome, now */
+    uint64_t max_outstanding; /* the most outstanding ever */
+};
+
+/* Makes a producer: validates config (NULL: all defaults), makes its API
+ * client (cn_kinesis_client_new: may read the AWS files) and starts its
+ * coroutines on the calling coroutine's loop. Close it with
+ * cn_kinesis_producer_close before the loop ends.
+ * Errors: -EINVAL (collection_max_count over 500, collection_max_size over
+ * 5 MiB, aggregation_max_size over 1 MiB, a negative time), the client's
+ * errors, -ENOMEM, CN_ENOSTACK, CN_ENOTCORO. */
+CN_EXTERN int cn_kinesis_producer_new(struct cn_kinesis_producer **out,
+                                      const struct cn_kinesis_producer_config *config);
+
+/* Accepts one user record for stream (copied: every argument is borrowed
+ * for the call). explicit_hash_key (NUL-terminated decimal) may be NULL.
+ * If out is not NULL it receives the record's handle, which must be
+ * released once with cn_kinesis_outcome_release; NULL means fire and
+ * forget. Parks only while max_outstanding_records are outstanding.
+ * Outcome codes later: CN_EKINESIS_* of the service (not-found, access...),
+ * -ETIMEDOUT when record_ttl_ms passed before a success (last_error says
+ * why: throttling, a transport error...), CN_ECLOSED when the producer was
+ * closed before the record could be sent, -ENOMEM.
+ * Errors (no record made): CN_EKINESIS_STREAM_NAME,
+ * CN_EKINESIS_PARTITION_KEY, CN_EKINESIS_RECORD_TOO_LARGE,
+ * CN_EKINESIS_HASH_KEY, -EINVAL (NULL data with a length), CN_ECLOSED
+ * (closing), -ETIMEDOUT (the deadline passed while parked), -ECANCELED,
+ * -ENOMEM. */
+CN_EXTERN int cn_kinesis_put(struct cn_kinesis_producer *p, const char *stream,
+                             const char *partition_key, const void *data, size_t len,
+                             const char *explicit_hash_key, struct cn_kinesis_outcome_handle **out,
+                             int64_t deadline);
+
+/* cn_kinesis_put that never parks: -EAGAIN when max_outstanding_records are
+ * outstanding. Errors: as cn_kinesis_put, -EAGAIN instead of -ETIMEDOUT. */
+CN_EXTERN int cn_kinesis_try_put(struct cn_kinesis_producer *p, const char *stream,
+                                 const char *partition_key, const void *data, size_t len,
+                                 const char *explicit_hash_key,
+                                 struct cn_kinesis_outcome_handle **out);
+
+/* Waits for the record's outcome and copies it into *out (may be NULL).
+ * Works after the producer is closed (every record has its outcome then).
+ * Errors: -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_kinesis_outcome_wait(struct cn_kinesis_outcome_handle *h,
+                                      struct cn_kinesis_outcome *out, int64_t deadline);
+
+/* True once the record has its outcome (cn_kinesis_outcome_wait will not park). */
+CN_EXTERN bool cn_kinesis_outcome_ready(const struct cn_kinesis_outcome_handle *h);
+
+/* Gives the handle back; the record lives on in the producer until its
+ * outcome. Accepts NULL. */
+CN_EXTERN void cn_kinesis_outcome_release(struct cn_kinesis_outcome_handle *h);
+
+/* Sends everything buffered now and waits until every record put so far
+ * (and any put meanwhile) has its outcome. Errors: -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN int cn_kinesis_producer_flush(struct cn_kinesis_producer *p, int64_t deadline);
+
+/* Flushes until deadline, then stops: requests still in flight are
+ * abandoned (their records may or may not be stored) and every record
+ * without an outcome fails with CN_ECLOSED ("producer closed before ...").
+ * So when it returns every record has had its outcome; handles stay valid
+ * until released. Closes the client and frees p. No put may be parked or
+ * made meanwhile. Accepts NULL. Returns 0 if everything got its outcome
+ * before the deadline, else -ETIMEDOUT. */
+CN_EXTERN int cn_kinesis_producer_close(struct cn_kinesis_producer *p, int64_t deadline);
+
+/* A snapshot of the counters. */
+CN_EXTERN void cn_kinesis_producer_counters(const struct cn_kinesis_producer *p,
+                                            struct cn_kinesis_producer_counters *out);
+
 #ifdef __cplusplus
 }
 #endif
