@@ -254,8 +254,7 @@ static const char *const paths[] = {"/",
                                     "/foo",
                                     "/foo/bar/",
                                     "/a b/c",
-                                    "/\xc3\xbcn\xc3\xaf"
-                                    "code/\xc3\xb8",
+                                    "/\303\274n\303\257code/\303\270", /* octal: ends at 3 digits */
                                     "/%41%20x",
                                     "/a/./b/../c",
                                     "//double//slash//",
@@ -281,8 +280,7 @@ static const char *const keys[] = {"Action",
                                    "_",
                                    "-",
                                    "~",
-                                   "\x7f"
-                                   "del",
+                                   "\177del",
                                    "0",
                                    ":"};
 static const char *const values[] = {"",  "1", "ListUsers", "a b",          "+", "=",
