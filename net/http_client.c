@@ -348,16 +348,9 @@ int cn_http_client_conn_request(struct cn_http_client_conn *c,
 
 int cn_http_client_conn_take_stream(struct cn_http_client_conn *c, struct cn_stream **out)
 {
-    if (!c->s) {
-        return CN_ECLOSED;
-    }
-    if (c->p.phase == CN__HTTP_BODY) {
-        return -EINVAL;
-    }
-    int rc = cn__http_prefix_stream(out, c->s, &c->p);
+    int rc = cn__http_take_stream(out, &c->s, &c->p);
     if (rc == 0) {
-        c->s = NULL;
-        c->broken = true;
+        c->broken = true; /* never back to the pool */
     }
     return rc;
 }

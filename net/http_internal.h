@@ -135,11 +135,13 @@ ssize_t cn__http_read_body(struct cn__http_parser *p, struct cn_stream *s, void 
 int cn__http_read_body_all(struct cn__http_parser *p, struct cn_stream *s, char **body, size_t *cap,
                            size_t *len, int64_t deadline);
 
-/* A stream that serves a copy of p's unparsed bytes, then reads from inner;
- * it owns inner. Returns inner itself if nothing is buffered. Errors: -ENOMEM
- * (inner is left to the caller). */
-int cn__http_prefix_stream(struct cn_stream **out, struct cn_stream *inner,
-                           const struct cn__http_parser *p);
+/* Hands over *inner as a stream that first serves a copy of p's unparsed
+ * bytes (or *inner itself if nothing is buffered), and clears *inner: the
+ * new stream owns it. Shared by both sides' take_stream after an upgrade.
+ * Errors: CN_ECLOSED (*inner already gone), -EINVAL (a body is still being
+ * read), -ENOMEM (*inner is left to the caller). */
+int cn__http_take_stream(struct cn_stream **out, struct cn_stream **inner,
+                         const struct cn__http_parser *p);
 
 /* ---- writing heads ---------------------------------------------------------------- */
 

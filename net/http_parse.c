@@ -696,12 +696,19 @@ static const struct cn_stream_vt prefix_vt = {
     .close = prefix_close,
 };
 
-int cn__http_prefix_stream(struct cn_stream **out, struct cn_stream *inner,
-                           const struct cn__http_parser *p)
+int cn__http_take_stream(struct cn_stream **out, struct cn_stream **inner,
+                         const struct cn__http_parser *p)
 {
+    if (!*inner) {
+        return CN_ECLOSED;
+    }
+    if (p->phase == CN__HTTP_BODY) {
+        return -EINVAL;
+    }
     size_t left = p->end - p->start;
     if (left == 0) {
-        *out = inner;
+        *out = *inner;
+        *inner = NULL;
         return 0;
     }
     struct prefix *x = malloc(sizeof *x + left);
@@ -709,7 +716,8 @@ int cn__http_prefix_stream(struct cn_stream **out, struct cn_stream *inner,
         return -ENOMEM;
     }
     x->base.vt = &prefix_vt;
-    x->inner = inner;
+    x->inner = *inner;
+    *inner = NULL;
     x->off = 0;
     x->len = left;
     memcpy(x->data, p->buf + p->start, left);

@@ -560,15 +560,8 @@ bool cn_http_server_responded(const struct cn_http_server_conn *c)
 
 int cn_http_server_conn_take_stream(struct cn_http_server_conn *c, struct cn_stream **out)
 {
-    if (!c->s) {
-        return CN_ECLOSED;
-    }
-    if (c->p.phase == CN__HTTP_BODY) {
-        return -EINVAL;
-    }
-    int rc = cn__http_prefix_stream(out, c->s, &c->p);
+    int rc = cn__http_take_stream(out, &c->s, &c->p);
     if (rc == 0) {
-        c->s = NULL;
         c->finished = true;
     }
     return rc;
