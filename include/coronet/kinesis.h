@@ -390,6 +390,7 @@ CN_EXTERN int cn_kinesis_update_shard_count(struct cn_kinesis_client *kc, const 
  */
 struct cn_kinesis_producer;
 struct cn_kinesis_outcome_handle;
+struct cn_kinesis_metrics;
 
 /* What happened to one user record. */
 struct cn_kinesis_outcome {
@@ -437,6 +438,28 @@ struct cn_kinesis_producer_config {
     int64_t max_backoff_ms;               /* retry delay cap; 0 = 5,000 */
     cn_kinesis_outcome_fn on_outcome;     /* may be NULL */
     void *on_outcome_arg;
+    /* Memory: put also parks while the data and keys of outstanding
+     * records exceed this many bytes; 0 = 64 MiB. */
+    size_t max_outstanding_bytes;
+    /* Per-shard limiter (token buckets of 1,000 records/s and 1 MiB/s,
+     * one second deep, scaled by rate_limit_percent): a Kinesis record
+     * leaves its shard's queue for the collection only when both buckets
+     * hold enough, so the producer does not throttle itself on a real
+     * stream. Default on; turn it off for emulators that never throttle. */
+    enum cn_kinesis_toggle rate_limit;
+    unsigned rate_limit_percent; /* RateLimit, 1..1000; 0 = 150 (as the KPL) */
+    /* ListShards again every so often (besides wrong-shard signs), so
+     * splits and merges are followed; 0 = 60,000 ms. */
+    int64_t shard_map_refresh_ms;
+    /* Also queue every outcome for cn_kinesis_producer_take_outcomes; the
+     * record keeps its place under max_outstanding_records until taken. */
+    bool collect_outcomes;
+    /* Metrics sinks, run every metrics_interval_ms (0 = 10,000): a callback
+     * with a snapshot, and/or one line on stderr. */
+    int64_t metrics_interval_ms;
+    void (*on_metrics)(void *arg, const struct cn_kinesis_metrics *m);
+    void *on_metrics_arg;
+    bool metrics_log;
 };
 
 /* Producer counters (user records unless said otherwise). */
@@ -453,6 +476,9 @@ struct cn_kinesis_producer_counters {
     uint64_t wrong_shard;     /* records that landed on a shard other than predicted */
     uint64_t outstanding;     /* put and without an outcome, now */
     uint64_t max_outstanding; /* the most outstanding ever */
+    uint64_t throttled;       /* user records in entries answered ProvisionedThroughputExceeded */
+    uint64_t bytes_sent;      /* Kinesis record bytes (data + key) sent, once per attempt */
+    uint64_t limited;         /* Kinesis records that waited for the limiter */
 };
 
 /* Makes a producer: validates config (NULL: all defaults), makes its API
@@ -520,6 +546,146 @@ CN_EXTERN int cn_kinesis_producer_close(struct cn_kinesis_producer *p, int64_t d
 /* A snapshot of the counters. */
 CN_EXTERN void cn_kinesis_producer_counters(const struct cn_kinesis_producer *p,
                                             struct cn_kinesis_producer_counters *out);
+
+/* With config.collect_outcomes: waits until at least one outcome is
+ * queued, then moves up to max of them (in the order they happened) into
+ * out and returns how many; their records leave max_outstanding_records
+ * then. Returns 0 once the producer is closing and nothing is queued.
+ * Errors: -EINVAL (collect_outcomes off, max 0), -ETIMEDOUT, -ECANCELED. */
+CN_EXTERN ssize_t cn_kinesis_producer_take_outcomes(struct cn_kinesis_producer *p,
+                                                    struct cn_kinesis_outcome *out, size_t max,
+                                                    int64_t deadline);
+
+/* ---- metrics ---------------------------------------------------------------------- */
+
+/* Latency histogram: bucket i counts values <= cn_kinesis_histogram_bound_us(i)
+ * (250 us doubling: 250 us .. ~1,049 s); the last bucket is +Inf. */
+#define CN_KINESIS_HIST_BUCKETS 24
+struct cn_kinesis_histogram {
+    uint64_t count;
+    uint64_t sum_us;
+    uint64_t max_us;
+    uint64_t bucket[CN_KINESIS_HIST_BUCKETS]; /* not cumulative */
+};
+
+/* The upper bound of bucket i in microseconds; UINT64_MAX for the last. */
+CN_EXTERN uint64_t cn_kinesis_histogram_bound_us(int i);
+
+/* Counts one value. */
+CN_EXTERN void cn_kinesis_histogram_add(struct cn_kinesis_histogram *h, uint64_t us);
+
+/* The q-quantile (0..1) estimated from the buckets (linear inside one),
+ * capped at max_us; 0 when empty. */
+CN_EXTERN uint64_t cn_kinesis_histogram_quantile_us(const struct cn_kinesis_histogram *h, double q);
+
+/* One stream's or one shard's counters (user records unless said
+ * otherwise). For a shard, put/retried/expired/outstanding stay 0: records
+ * are counted against the shard they were predicted for when sent. */
+struct cn_kinesis_stream_metrics {
+    char stream[CN_KINESIS_STREAM_NAME_MAX + 1];
+    struct cn_kinesis_producer_counters c;
+    struct cn_kinesis_histogram put_to_outcome; /* user records, success or failure */
+    struct cn_kinesis_histogram request_rtt;    /* PutRecords, send to answer */
+};
+
+struct cn_kinesis_shard_metrics {
+    char stream[CN_KINESIS_STREAM_NAME_MAX + 1];
+    char shard_id[CN_KINESIS_SHARD_ID_MAX + 1];
+    bool open; /* in the current shard map */
+    struct cn_kinesis_producer_counters c;
+};
+
+/* A snapshot of everything, from cn_kinesis_producer_metrics. */
+struct cn_kinesis_metrics {
+    int64_t at_ms;     /* loop clock when taken */
+    int64_t uptime_ms; /* since the producer was made */
+    struct cn_kinesis_producer_counters total;
+    struct cn_kinesis_histogram put_to_outcome;
+    struct cn_kinesis_histogram request_rtt;
+    size_t nstreams;
+    struct cn_kinesis_stream_metrics *streams;
+    size_t nshards;
+    struct cn_kinesis_shard_metrics *shards;
+};
+
+/* Takes a snapshot; free it with cn_kinesis_metrics_free. Errors: -ENOMEM. */
+CN_EXTERN int cn_kinesis_producer_metrics(const struct cn_kinesis_producer *p,
+                                          struct cn_kinesis_metrics **out);
+
+/* Frees a snapshot; accepts NULL. */
+CN_EXTERN void cn_kinesis_metrics_free(struct cn_kinesis_metrics *m);
+
+/* The snapshot in the Prometheus text exposition format (version 0.0.4):
+ * counters coronet_kinesis_*_total{stream=...[,shard=...]} and histograms
+ * coronet_kinesis_put_to_outcome_seconds / _request_rtt_seconds per
+ * stream. Writes at most cap bytes (NUL-terminated when cap > 0) and
+ * returns the length the whole text needs, like snprintf. */
+CN_EXTERN size_t cn_kinesis_metrics_prometheus(const struct cn_kinesis_metrics *m, char *buf,
+                                               size_t cap);
+
+/* One human line of totals (what config.metrics_log prints): records/s
+ * since prev (NULL: since start), outstanding, succeeded, failed, retried,
+ * throttled, p50/p99 put-to-outcome. Returns as snprintf. */
+CN_EXTERN size_t cn_kinesis_metrics_log_line(const struct cn_kinesis_metrics *m,
+                                             const struct cn_kinesis_metrics *prev, char *buf,
+                                             size_t cap);
+
+/* Serves GET /metrics (the Prometheus text of a fresh snapshot) on a
+ * listener, one coroutine per connection, until the calling coroutine is
+ * cancelled or the listener closed; returns then (0). Errors: as
+ * cn_tcp_accept. */
+CN_EXTERN int cn_kinesis_metrics_serve(struct cn_kinesis_producer *p, struct cn_tcp_listener *l);
+
+/* ---- the synchronous face: for plain threaded programs ---------------------------- */
+
+/*
+ * A producer on a loop thread of its own, driven from any number of plain
+ * threads through the runtime bridge. Put blocks only on backpressure;
+ * outcomes come as futures and/or config.on_outcome (called on the loop
+ * thread: keep it short, it must not block). All functions are thread
+ * safe except close, which must be called once, after every other call.
+ * Not for use from a coroutine (it would block its loop).
+ */
+struct cn_kinesis_sync;
+struct cn_kinesis_future;
+
+/* Starts the thread and the producer on it. Errors: as
+ * cn_kinesis_producer_new, and thread creation errors. */
+CN_EXTERN int cn_kinesis_sync_new(struct cn_kinesis_sync **out,
+                                  const struct cn_kinesis_producer_config *config);
+
+/* cn_kinesis_put from a thread; timeout_ms bounds the backpressure wait
+ * (-1: none). future may be NULL (fire and forget); else it must be
+ * released once with cn_kinesis_future_release. Errors: as cn_kinesis_put
+ * (-ETIMEDOUT when timeout_ms passed), CN_ECLOSED. */
+CN_EXTERN int cn_kinesis_sync_put(struct cn_kinesis_sync *sp, const char *stream,
+                                  const char *partition_key, const void *data, size_t len,
+                                  const char *explicit_hash_key, struct cn_kinesis_future **future,
+                                  int64_t timeout_ms);
+
+/* Blocks until the record's outcome (timeout_ms -1: no limit) and copies
+ * it into *out (may be NULL). Errors: -ETIMEDOUT. */
+CN_EXTERN int cn_kinesis_future_wait(struct cn_kinesis_future *f, struct cn_kinesis_outcome *out,
+                                     int64_t timeout_ms);
+
+/* True once the outcome is there. */
+CN_EXTERN bool cn_kinesis_future_ready(struct cn_kinesis_future *f);
+
+/* Gives the future back; accepts NULL. */
+CN_EXTERN void cn_kinesis_future_release(struct cn_kinesis_future *f);
+
+/* cn_kinesis_producer_flush from a thread. Errors: -ETIMEDOUT, CN_ECLOSED. */
+CN_EXTERN int cn_kinesis_sync_flush(struct cn_kinesis_sync *sp, int64_t timeout_ms);
+
+/* Counters and metrics snapshots from a thread. */
+CN_EXTERN void cn_kinesis_sync_counters(struct cn_kinesis_sync *sp,
+                                        struct cn_kinesis_producer_counters *out);
+CN_EXTERN int cn_kinesis_sync_metrics(struct cn_kinesis_sync *sp, struct cn_kinesis_metrics **out);
+
+/* cn_kinesis_producer_close on the loop thread (every record gets its
+ * outcome, futures stay valid until released), then joins the thread and
+ * frees sp. Accepts NULL. Returns as cn_kinesis_producer_close. */
+CN_EXTERN int cn_kinesis_sync_close(struct cn_kinesis_sync *sp, int64_t timeout_ms);
 
 #ifdef __cplusplus
 }
