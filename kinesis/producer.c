@@ -26,6 +26,14 @@
 #define DEF_CONNS 24
 #define DEF_MIN_BACKOFF_MS 100
 #define DEF_MAX_BACKOFF_MS 5000
+#define DEF_OUTSTANDING_BYTES (64u << 20)
+#define DEF_RATE_PERCENT 150
+#define DEF_MAP_REFRESH_MS 60000
+#define DEF_METRICS_MS 10000
+
+/* A shard's write limits (AWS): 1,000 records/s and 1 MiB/s. */
+#define SHARD_RECORDS_PER_S 1000.0
+#define SHARD_BYTES_PER_S 1048576.0
 
 static int apply_defaults(struct cn_kinesis_producer_config *c)
 {
@@ -33,8 +41,25 @@ static int apply_defaults(struct cn_kinesis_producer_config *c)
         c->min_backoff_ms < 0 || c->max_backoff_ms < 0 ||
         c->collection_max_count > CN_KINESIS_PUT_RECORDS_MAX ||
         c->collection_max_size > CN_KINESIS_REQUEST_MAX ||
-        c->aggregation_max_size > CN_KINESIS_RECORD_MAX || c->aggregation > CN_KINESIS_OFF) {
+        c->aggregation_max_size > CN_KINESIS_RECORD_MAX || c->aggregation > CN_KINESIS_OFF ||
+        c->rate_limit > CN_KINESIS_OFF || c->rate_limit_percent > 1000 ||
+        c->shard_map_refresh_ms < 0 || c->metrics_interval_ms < 0) {
         return -EINVAL;
+    }
+    if (c->max_outstanding_bytes == 0) {
+        c->max_outstanding_bytes = DEF_OUTSTANDING_BYTES;
+    }
+    if (c->rate_limit == CN_KINESIS_DEFAULT) {
+        c->rate_limit = CN_KINESIS_ON;
+    }
+    if (c->rate_limit_percent == 0) {
+        c->rate_limit_percent = DEF_RATE_PERCENT;
+    }
+    if (c->shard_map_refresh_ms == 0) {
+        c->shard_map_refresh_ms = DEF_MAP_REFRESH_MS;
+    }
+    if (c->metrics_interval_ms == 0) {
+        c->metrics_interval_ms = DEF_METRICS_MS;
     }
     if (c->max_outstanding_records == 0) {
         c->max_outstanding_records = DEF_OUTSTANDING;
@@ -102,6 +127,12 @@ int cn_kinesis_producer_new(struct cn_kinesis_producer **out,
     }
     p->room.count = (int64_t)p->cfg.max_outstanding_records;
     p->inflight.count = (int64_t)p->cfg.max_connections;
+    if (p->cfg.rate_limit == CN_KINESIS_ON) {
+        double scale = p->cfg.rate_limit_percent / 100.0 / 1000.0; /* per ms */
+        p->rec_per_ms = SHARD_RECORDS_PER_S * scale;
+        p->bytes_per_ms = SHARD_BYTES_PER_S * scale;
+    }
+    p->started_ms = cn_now();
     p->rng = (uint64_t)(uintptr_t)p ^ (uint64_t)cn_now() ^ 0x9E3779B97F4A7C15ull;
     rc = cn_group_new(&p->group);
     if (rc < 0) {
@@ -129,6 +160,27 @@ static void unref(struct cn__urec *u)
     }
 }
 
+void cn__prod_release_room(struct cn_kinesis_producer *p, struct cn__urec *u)
+{
+    p->out_bytes -= cn__urec_bytes(u);
+    if (p->bytes_waiters > 0) {
+        cn_event_set(&p->bytes_ev);
+    }
+    cn_sem_release(&p->room);
+}
+
+static void queue_outcome(struct cn_kinesis_producer *p, struct cn__urec *u)
+{
+    u->next = NULL;
+    if (p->oq_tail) {
+        p->oq_tail->next = u;
+    } else {
+        p->oq_head = u;
+    }
+    p->oq_tail = u;
+    cn_event_set(&p->oq_ev);
+}
+
 void cn__prod_finish(struct cn_kinesis_producer *p, struct cn__urec *u, int code, const char *type,
                      const char *msg)
 {
@@ -150,19 +202,26 @@ void cn__prod_finish(struct cn_kinesis_producer *p, struct cn__urec *u, int code
         if (msg) {
             cn__prod_text(o->error_message, sizeof o->error_message, msg);
         }
-        p->c.failed++;
+        CN__COUNT(p, u->s, failed, 1);
     } else {
         o->last_error = 0;
         o->error_type[0] = o->error_message[0] = '\0';
-        p->c.succeeded++;
+        CN__COUNT(p, u->s, succeeded, 1);
     }
-    p->c.outstanding--;
+    CN__COUNT(p, u->s, outstanding, -1);
+    uint64_t us = (uv_hrtime() - u->put_ns) / 1000;
+    cn_kinesis_histogram_add(&p->put_to_outcome, us);
+    cn_kinesis_histogram_add(&u->s->put_to_outcome, us);
     cn_event_set(&u->done_ev);
     if (p->cfg.on_outcome) {
         p->cfg.on_outcome(p->cfg.on_outcome_arg, u, o);
     }
-    cn_sem_release(&p->room);
     cn_wg_done(&p->pending);
+    if (p->cfg.collect_outcomes) {
+        queue_outcome(p, u); /* keeps the pipeline's reference and the room */
+        return;
+    }
+    cn__prod_release_room(p, u);
     unref(u);
 }
 
@@ -233,6 +292,48 @@ static struct cn__urec *urec_new(const char *pk, const void *data, size_t len, c
     return u;
 }
 
+/* Whether a record of `bytes` fits under max_outstanding_bytes now (one
+ * record always fits when nothing is outstanding, whatever its size). */
+static bool bytes_fit(const struct cn_kinesis_producer *p, size_t bytes)
+{
+    return p->out_bytes == 0 || p->out_bytes + bytes <= p->cfg.max_outstanding_bytes;
+}
+
+/* Takes one unit of room and `bytes` of the byte bound, parking until
+ * deadline when either is short (deadline 0: never parks). While it parks
+ * everything buffered is sent at once, as flush does: waiting out
+ * record_max_buffered_time_ms would only slow the release of room. */
+static int take_room(struct cn_kinesis_producer *p, size_t bytes, int64_t deadline)
+{
+    if (bytes_fit(p, bytes) && cn_sem_acquire(&p->room, 0) == 0) {
+        p->out_bytes += bytes;
+        return 0;
+    }
+    if (deadline == 0) {
+        return -ETIMEDOUT;
+    }
+    p->flushers++;
+    cn_event_set(&p->kick);
+    int rc = cn_sem_acquire(&p->room, deadline);
+    bool held = rc == 0;
+    while (rc == 0 && !p->closing && !bytes_fit(p, bytes)) {
+        p->bytes_waiters++;
+        cn_event_reset(&p->bytes_ev);
+        rc = cn_event_wait(&p->bytes_ev, deadline);
+        p->bytes_waiters--;
+    }
+    p->flushers--;
+    rc = rc == 0 && p->closing ? CN_ECLOSED : rc;
+    if (rc < 0) {
+        if (held) {
+            cn_sem_release(&p->room);
+        }
+        return rc;
+    }
+    p->out_bytes += bytes;
+    return 0;
+}
+
 static int put(struct cn_kinesis_producer *p, const char *stream, const char *pk, const void *data,
                size_t len, const char *ehk, struct cn_kinesis_outcome_handle **out,
                int64_t deadline, bool try_only)
@@ -256,35 +357,29 @@ static int put(struct cn_kinesis_producer *p, const char *stream, const char *pk
     if (rc < 0) {
         return rc;
     }
-    rc = cn_sem_acquire(&p->room, 0);
-    if (rc == -ETIMEDOUT && !try_only && deadline != 0) {
-        /* Full: waiting out record_max_buffered_time_ms would only slow
-         * the release of room, so send what is buffered now, as flush does. */
-        p->flushers++;
-        cn_event_set(&p->kick);
-        rc = cn_sem_acquire(&p->room, deadline);
-        p->flushers--;
-    }
-    if (rc < 0) {
-        return try_only && rc == -ETIMEDOUT ? -EAGAIN : rc;
-    }
-    if (p->closing) { /* closed while parked */
-        cn_sem_release(&p->room);
-        return CN_ECLOSED;
-    }
     struct cn__urec *u = urec_new(pk, data, len, ehk, &hk);
     if (!u) {
-        cn_sem_release(&p->room);
         return -ENOMEM;
     }
+    rc = take_room(p, cn__urec_bytes(u), try_only ? 0 : deadline);
+    if (rc < 0) {
+        free(u);
+        return try_only && rc == -ETIMEDOUT ? -EAGAIN : rc;
+    }
+    u->s = s;
     u->refs = out ? 2 : 1;
+    u->put_ns = uv_hrtime();
     u->put_ms = cn_now();
     u->deadline_ms = u->put_ms + p->cfg.record_ttl_ms;
     u->out.id = ++p->next_id;
     cn_wg_add(&p->pending, 1);
-    p->c.put++;
-    if (++p->c.outstanding > p->c.max_outstanding) {
+    CN__COUNT(p, s, put, 1);
+    CN__COUNT(p, s, outstanding, 1);
+    if (p->c.outstanding > p->c.max_outstanding) {
         p->c.max_outstanding = p->c.outstanding;
+    }
+    if (s->c.outstanding > s->c.max_outstanding) {
+        s->c.max_outstanding = s->c.outstanding;
     }
     if (out) {
         *out = u;
@@ -360,6 +455,14 @@ int cn_kinesis_producer_close(struct cn_kinesis_producer *p, int64_t deadline)
     cn_group_close(p->group);
     p->group = NULL;
     cn__prod_pipe_sweep(p);
+    cn_event_set(&p->oq_ev);
+    while (p->takers > 0) { /* they take what is queued, then see closing */
+        cn_yield();
+    }
+    for (struct cn__urec *u = p->oq_head, *next; u; u = next) {
+        next = u->next;
+        unref(u);
+    }
     cn_kinesis_client_close(p->kc);
     free(p);
     return rc < 0 ? -ETIMEDOUT : 0;
@@ -369,4 +472,80 @@ void cn_kinesis_producer_counters(const struct cn_kinesis_producer *p,
                                   struct cn_kinesis_producer_counters *out)
 {
     *out = p->c;
+}
+
+ssize_t cn_kinesis_producer_take_outcomes(struct cn_kinesis_producer *p,
+                                          struct cn_kinesis_outcome *out, size_t max,
+                                          int64_t deadline)
+{
+    if (!p || !out || max == 0 || !p->cfg.collect_outcomes) {
+        return -EINVAL;
+    }
+    int rc = 0;
+    p->takers++;
+    while (!p->oq_head && !p->closing && rc == 0) {
+        cn_event_reset(&p->oq_ev);
+        rc = cn_event_wait(&p->oq_ev, deadline);
+    }
+    p->takers--;
+    if (rc < 0) {
+        return rc;
+    }
+    size_t n = 0;
+    while (n < max && p->oq_head) {
+        struct cn__urec *u = p->oq_head;
+        p->oq_head = u->next;
+        out[n++] = u->out;
+        cn__prod_release_room(p, u);
+        unref(u);
+    }
+    if (!p->oq_head) {
+        p->oq_tail = NULL;
+    }
+    return (ssize_t)n;
+}
+
+/* ---- metrics snapshot -------------------------------------------------------- */
+
+static void snapshot_stream(const struct cn__prod_stream *s, struct cn_kinesis_stream_metrics *m,
+                            struct cn_kinesis_shard_metrics *shards)
+{
+    cn__prod_text(m->stream, sizeof m->stream, s->name);
+    m->c = s->c;
+    m->put_to_outcome = s->put_to_outcome;
+    m->request_rtt = s->request_rtt;
+    size_t i = 0;
+    for (const struct cn__shard_stats *st = s->stats; st; st = st->next, i++) {
+        cn__prod_text(shards[i].stream, sizeof shards[i].stream, s->name);
+        cn__prod_text(shards[i].shard_id, sizeof shards[i].shard_id, st->id);
+        shards[i].open = st->open;
+        shards[i].c = st->c;
+    }
+}
+
+int cn_kinesis_producer_metrics(const struct cn_kinesis_producer *p,
+                                struct cn_kinesis_metrics **out)
+{
+    size_t nstreams = 0, nshards = 0;
+    for (const struct cn__prod_stream *s = p->streams; s; s = s->next) {
+        nstreams++;
+        nshards += s->nstats;
+    }
+    struct cn_kinesis_metrics *m = calloc(1, sizeof *m);
+    if (!m || !(m->streams = calloc(nstreams ? nstreams : 1, sizeof *m->streams)) ||
+        !(m->shards = calloc(nshards ? nshards : 1, sizeof *m->shards))) {
+        cn_kinesis_metrics_free(m);
+        return -ENOMEM;
+    }
+    m->at_ms = cn_now();
+    m->uptime_ms = m->at_ms - p->started_ms;
+    m->total = p->c;
+    m->put_to_outcome = p->put_to_outcome;
+    m->request_rtt = p->request_rtt;
+    for (const struct cn__prod_stream *s = p->streams; s; s = s->next) {
+        snapshot_stream(s, &m->streams[m->nstreams++], &m->shards[m->nshards]);
+        m->nshards += s->nstats;
+    }
+    *out = m;
+    return 0;
 }

@@ -23,13 +23,24 @@
 
 struct cn__prod_stream;
 
+/* A shard's counters for the metrics; lives as long as its stream (shards
+ * come and go with splits and merges, their totals stay). */
+struct cn__shard_stats {
+    struct cn__shard_stats *next;
+    bool open;
+    struct cn_kinesis_producer_counters c;
+    char id[CN_KINESIS_SHARD_ID_MAX + 1];
+};
+
 /* A user record; the handle given to the caller. */
 struct cn_kinesis_outcome_handle {
     struct cn_kinesis_outcome_handle *next; /* in whatever list holds it */
     int refs;                               /* the pipeline's until the outcome + the caller's */
     bool done;
     struct cn_event done_ev;
+    struct cn__prod_stream *s;
     struct cn__hashkey hk;
+    uint64_t put_ns; /* uv_hrtime at put, for the latency histogram */
     int64_t put_ms;
     int64_t deadline_ms; /* put_ms + record_ttl_ms */
     char *pk;
@@ -41,6 +52,12 @@ struct cn_kinesis_outcome_handle {
     struct cn_kinesis_outcome out;
     char buf[]; /* pk, ehk, data */
 };
+
+/* What a record weighs against max_outstanding_bytes. */
+static inline size_t cn__urec_bytes(const struct cn_kinesis_outcome_handle *u)
+{
+    return u->pk_len + u->ehk_len + u->data_len;
+}
 
 #define cn__urec cn_kinesis_outcome_handle
 
@@ -59,14 +76,20 @@ struct cn__krec {
     char ehk_buf[CN__HASHKEY_DEC_MAX];
     char pk_buf[8];                          /* an aggregate's outer key ("a") */
     char shard[CN_KINESIS_SHARD_ID_MAX + 1]; /* predicted */
+    struct cn__shard_stats *st;              /* the predicted shard's */
 };
 
-/* A shard's aggregator and the records in it. */
+/* A shard's aggregator and the records in it, and its limiter: token
+ * buckets of records and bytes, and the Kinesis records waiting for them. */
 struct cn__prod_shard {
     struct cn__agg *agg; /* NULL when aggregation is off */
     struct cn__urec *head, *tail;
     size_t n;
     int64_t oldest;
+    double rec_tokens, byte_tokens;
+    int64_t refilled_ms;
+    struct cn__krec *lim_head, *lim_tail;
+    struct cn__shard_stats *st;
     char id[CN_KINESIS_SHARD_ID_MAX + 1];
 };
 
@@ -77,7 +100,12 @@ struct cn__prod_stream {
     struct cn__shardmap *map; /* NULL until the first ListShards succeeds */
     struct cn__prod_shard *shards;
     size_t nshards;
-    bool loading;                           /* a loader coroutine runs */
+    bool loading;                  /* a loader coroutine runs */
+    int64_t map_ms;                /* when the map was last loaded or confirmed */
+    struct cn__shard_stats *stats; /* every shard ever seen */
+    size_t nstats;
+    struct cn_kinesis_producer_counters c; /* this stream's */
+    struct cn_kinesis_histogram put_to_outcome, request_rtt;
     struct cn__urec *wait_head, *wait_tail; /* waiting for a shard map */
     struct cn__krec *coll_head, *coll_tail; /* the collection */
     size_t coll_n, coll_bytes;
@@ -103,12 +131,28 @@ struct cn_kinesis_producer {
     struct cn_sem room;       /* max_outstanding_records */
     struct cn_sem inflight;   /* max_connections */
     struct cn_wg pending;     /* records without an outcome */
-    int flushers;             /* flush calls waiting: send everything now */
+    size_t out_bytes;         /* cn__urec_bytes of records holding room */
+    struct cn_event bytes_ev; /* out_bytes went down */
+    int bytes_waiters;
+    struct cn__urec *oq_head, *oq_tail; /* collect_outcomes: outcomes not yet taken */
+    struct cn_event oq_ev;
+    int takers;                      /* coroutines inside cn_kinesis_producer_take_outcomes */
+    double rec_per_ms, bytes_per_ms; /* the limiter's rates; 0: off */
+    int64_t started_ms;
+    struct cn_kinesis_histogram put_to_outcome, request_rtt;
+    int flushers; /* flush calls waiting: send everything now */
     bool closing;
     uint64_t next_id;
     uint64_t rng;
     struct cn_kinesis_producer_counters c;
 };
+
+/* Adds n to a counter of the producer's and of stream s's totals. */
+#define CN__COUNT(p, s, field, n)                                                                  \
+    do {                                                                                           \
+        (p)->c.field += (n);                                                                       \
+        (s)->c.field += (n);                                                                       \
+    } while (0)
 
 /* Copies src (NULL: "") into dst, truncated to cap - 1 bytes. */
 static inline void cn__prod_text(char *dst, size_t cap, const char *src)
@@ -135,7 +179,11 @@ void cn__prod_fail_list(struct cn_kinesis_producer *p, struct cn__urec *head, in
 
 /* ---- producer_pipe.c ---- */
 
-/* Starts the flusher and dispatcher coroutines. Errors: as cn_group_spawn. */
+/* Gives back what u holds of max_outstanding_records and _bytes. */
+void cn__prod_release_room(struct cn_kinesis_producer *p, struct cn__urec *u);
+
+/* Starts the flusher and dispatcher coroutines (and the metrics reporter
+ * when a sink is configured). Errors: as cn_group_spawn. */
 int cn__prod_pipe_start(struct cn_kinesis_producer *p);
 
 /* Finds or makes the stream. Errors: -ENOMEM. */

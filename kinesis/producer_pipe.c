@@ -66,7 +66,7 @@ static void expire(struct cn_kinesis_producer *p, struct cn__urec *u)
     if (u->out.last_error == 0) {
         snprintf(msg, sizeof msg, "record_ttl_ms (%lld ms) passed before the record was sent",
                  (long long)p->cfg.record_ttl_ms);
-        p->c.expired++;
+        CN__COUNT(p, u->s, expired, 1);
         cn__prod_finish(p, u, -ETIMEDOUT, NULL, msg);
         return;
     }
@@ -74,7 +74,7 @@ static void expire(struct cn_kinesis_producer *p, struct cn__urec *u)
              "record_ttl_ms (%lld ms) passed after %d attempt(s); last error %s: %.120s",
              (long long)p->cfg.record_ttl_ms, u->out.attempts, cn_err_name(u->out.last_error),
              u->out.error_message[0] ? u->out.error_message : cn_strerror(u->out.last_error));
-    p->c.expired++;
+    CN__COUNT(p, u->s, expired, 1);
     cn__prod_finish(p, u, -ETIMEDOUT, NULL, msg);
 }
 
@@ -102,7 +102,8 @@ static void krec_fail(struct cn_kinesis_producer *p, struct cn__krec *k, int cod
     krec_free(k);
 }
 
-static struct cn__krec *krec_plain(struct cn__urec *u, const char *shard, int64_t oldest)
+static struct cn__krec *krec_plain(struct cn__urec *u, const struct cn__prod_shard *sh,
+                                   int64_t oldest)
 {
     struct cn__krec *k = calloc(1, sizeof *k);
     if (!k) {
@@ -117,7 +118,8 @@ static struct cn__krec *krec_plain(struct cn__urec *u, const char *shard, int64_
     k->ehk = u->ehk;
     k->data = u->data;
     k->data_len = u->data_len;
-    cn__prod_text(k->shard, sizeof k->shard, shard);
+    cn__prod_text(k->shard, sizeof k->shard, sh->id);
+    k->st = sh->st;
     return k;
 }
 
@@ -178,6 +180,101 @@ static void collect(struct cn_kinesis_producer *p, struct cn__prod_stream *s, st
     }
 }
 
+/* ---- the per-shard limiter ----------------------------------------------------- */
+
+static size_t krec_size(const struct cn__krec *k)
+{
+    return k->data_len + k->pk_len;
+}
+
+/* Tops the buckets up for the time since the last refill, to one second's
+ * worth at most. */
+static void refill(struct cn_kinesis_producer *p, struct cn__prod_shard *sh, int64_t now)
+{
+    double ms = (double)(now - sh->refilled_ms);
+    sh->refilled_ms = now;
+    sh->rec_tokens = sh->rec_tokens + ms * p->rec_per_ms;
+    sh->byte_tokens = sh->byte_tokens + ms * p->bytes_per_ms;
+    if (sh->rec_tokens > p->rec_per_ms * 1000) {
+        sh->rec_tokens = p->rec_per_ms * 1000;
+    }
+    if (sh->byte_tokens > p->bytes_per_ms * 1000) {
+        sh->byte_tokens = p->bytes_per_ms * 1000;
+    }
+}
+
+/* Takes k's tokens if the buckets hold them. A record bigger than a full
+ * bucket (a low rate_limit_percent) goes when the bucket is full, leaving
+ * a debt, so it is slowed, not stuck. */
+static bool take_tokens(struct cn_kinesis_producer *p, struct cn__prod_shard *sh,
+                        const struct cn__krec *k)
+{
+    double bytes = (double)krec_size(k);
+    bool full = sh->byte_tokens >= p->bytes_per_ms * 1000;
+    if (sh->rec_tokens < 1.0 || (sh->byte_tokens < bytes && !full)) {
+        return false;
+    }
+    sh->rec_tokens -= 1.0;
+    sh->byte_tokens -= bytes;
+    return true;
+}
+
+/* When the buckets will hold k's tokens. */
+static int64_t tokens_due(const struct cn_kinesis_producer *p, const struct cn__prod_shard *sh,
+                          const struct cn__krec *k)
+{
+    double bytes = (double)krec_size(k), cap = p->bytes_per_ms * 1000;
+    double rec_ms = (1.0 - sh->rec_tokens) / p->rec_per_ms;
+    double byte_ms = ((bytes < cap ? bytes : cap) - sh->byte_tokens) / p->bytes_per_ms;
+    double ms = rec_ms > byte_ms ? rec_ms : byte_ms;
+    return sh->refilled_ms + (ms > 0 ? (int64_t)ms + 1 : 0);
+}
+
+/* A Kinesis record for shard sh goes to the collection if the limiter lets
+ * it (and nothing queued before it waits), else it queues behind the
+ * shard's limiter; the flusher lets it go when the buckets allow. */
+static void admit(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
+                  struct cn__prod_shard *sh, struct cn__krec *k)
+{
+    if (p->rec_per_ms > 0 && !sh->lim_head) {
+        refill(p, sh, cn_now());
+    }
+    if (p->rec_per_ms == 0 || (!sh->lim_head && take_tokens(p, sh, k))) {
+        collect(p, s, k);
+        return;
+    }
+    k->next = NULL;
+    if (sh->lim_tail) {
+        sh->lim_tail->next = k;
+    } else {
+        sh->lim_head = k;
+        cn_event_set(&p->kick);
+    }
+    sh->lim_tail = k;
+    CN__COUNT(p, s, limited, 1);
+    sh->st->c.limited++;
+}
+
+/* Lets out what the shard's buckets allow now; returns when the next
+ * queued record may go (INT64_MAX: none queued). */
+static int64_t release_limited(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
+                               struct cn__prod_shard *sh, int64_t now)
+{
+    if (!sh->lim_head) {
+        return INT64_MAX;
+    }
+    refill(p, sh, now);
+    while (sh->lim_head && take_tokens(p, sh, sh->lim_head)) {
+        struct cn__krec *k = sh->lim_head;
+        sh->lim_head = k->next;
+        if (!sh->lim_head) {
+            sh->lim_tail = NULL;
+        }
+        collect(p, s, k);
+    }
+    return sh->lim_head ? tokens_due(p, sh, sh->lim_head) : INT64_MAX;
+}
+
 /* The aggregate of sh (n >= 2) as one Kinesis record. */
 static struct cn__krec *krec_aggregate(struct cn__prod_shard *sh)
 {
@@ -212,7 +309,7 @@ static void seal(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
     }
     struct cn__urec *head = sh->head;
     size_t n = sh->n;
-    struct cn__krec *k = n == 1 ? krec_plain(head, sh->id, sh->oldest) : krec_aggregate(sh);
+    struct cn__krec *k = n == 1 ? krec_plain(head, sh, sh->oldest) : krec_aggregate(sh);
     sh->head = sh->tail = NULL;
     sh->n = 0;
     if (sh->agg) {
@@ -227,9 +324,10 @@ static void seal(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
         k->n = n;
         k->oldest = sh->oldest;
         cn__prod_text(k->shard, sizeof k->shard, sh->id);
-        p->c.aggregates++;
+        k->st = sh->st;
+        CN__COUNT(p, s, aggregates, 1);
     }
-    collect(p, s, k);
+    admit(p, s, sh, k);
 }
 
 /* ---- routing ---------------------------------------------------------------- */
@@ -254,12 +352,12 @@ static void start_loader(struct cn_kinesis_producer *p, struct cn__prod_stream *
 static void plain(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
                   struct cn__prod_shard *sh, struct cn__urec *u)
 {
-    struct cn__krec *k = krec_plain(u, sh->id, cn_now());
+    struct cn__krec *k = krec_plain(u, sh, cn_now());
     if (!k) {
         cn__prod_finish(p, u, -ENOMEM, NULL, "out of memory");
         return;
     }
-    collect(p, s, k);
+    admit(p, s, sh, k);
 }
 
 void cn__prod_route(struct cn_kinesis_producer *p, struct cn__prod_stream *s, struct cn__urec *u)
@@ -326,8 +424,27 @@ static void shards_free(struct cn__prod_shard *shards, size_t n)
     free(shards);
 }
 
-static int shards_new(struct cn_kinesis_producer *p, const struct cn__shardmap *m,
-                      struct cn__prod_shard **out)
+/* The stats of shard id in s, made on first sight. */
+static struct cn__shard_stats *stats_get(struct cn__prod_stream *s, const char *id)
+{
+    for (struct cn__shard_stats *st = s->stats; st; st = st->next) {
+        if (strcmp(st->id, id) == 0) {
+            return st;
+        }
+    }
+    struct cn__shard_stats *st = calloc(1, sizeof *st);
+    if (!st) {
+        return NULL;
+    }
+    cn__prod_text(st->id, sizeof st->id, id);
+    st->next = s->stats;
+    s->stats = st;
+    s->nstats++;
+    return st;
+}
+
+static int shards_new(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
+                      const struct cn__shardmap *m, struct cn__prod_shard **out)
 {
     size_t n = cn__shardmap_count(m);
     struct cn__prod_shard *sh = calloc(n, sizeof *sh);
@@ -340,7 +457,11 @@ static int shards_new(struct cn_kinesis_producer *p, const struct cn__shardmap *
     }
     for (size_t i = 0; i < n; i++) {
         cn__prod_text(sh[i].id, sizeof sh[i].id, cn__shardmap_id(m, i));
-        if (p->cfg.aggregation == CN_KINESIS_ON && cn__agg_new(&sh[i].agg, max) < 0) {
+        sh[i].refilled_ms = cn_now();
+        sh[i].rec_tokens = p->rec_per_ms * 1000; /* start full: a second's burst */
+        sh[i].byte_tokens = p->bytes_per_ms * 1000;
+        if (!(sh[i].st = stats_get(s, sh[i].id)) ||
+            (p->cfg.aggregation == CN_KINESIS_ON && cn__agg_new(&sh[i].agg, max) < 0)) {
             shards_free(sh, n);
             return -ENOMEM;
         }
@@ -349,10 +470,68 @@ static int shards_new(struct cn_kinesis_producer *p, const struct cn__shardmap *
     return 0;
 }
 
-/* Installs the map of l's shards; what the old aggregators held and what
- * waited for a map is routed again through the new one. */
-static int install(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
-                   const struct cn_kinesis_shard_list *l)
+/* Whether maps a and b have the same shards (both sorted by hash key). */
+static bool same_shards(const struct cn__shardmap *a, const struct cn__shardmap *b)
+{
+    size_t n = cn__shardmap_count(a);
+    if (n != cn__shardmap_count(b)) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(cn__shardmap_id(a, i), cn__shardmap_id(b, i)) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Appends the user records of k (in sub-sequence order) to a list and
+ * frees k. */
+static void unpack(struct cn__krec *k, struct cn__urec **head, struct cn__urec **tail)
+{
+    for (struct cn__urec *u = k->head, *next; u; u = next) {
+        next = u->next;
+        append(head, tail, u);
+    }
+    k->head = NULL;
+    krec_free(k);
+}
+
+/* Every user record of s not yet in a request, oldest first: the
+ * collection, the limiter queues, the aggregators, the wait list. The
+ * places are left empty. */
+static struct cn__urec *take_unsent(struct cn__prod_stream *s)
+{
+    struct cn__urec *head = NULL, *tail = NULL;
+    for (struct cn__krec *k = s->coll_head, *next; k; k = next) {
+        next = k->next;
+        unpack(k, &head, &tail);
+    }
+    s->coll_head = s->coll_tail = NULL;
+    s->coll_n = s->coll_bytes = 0;
+    for (size_t i = 0; i < s->nshards; i++) {
+        struct cn__prod_shard *sh = &s->shards[i];
+        for (struct cn__krec *k = sh->lim_head, *next; k; k = next) {
+            next = k->next;
+            unpack(k, &head, &tail);
+        }
+        sh->lim_head = sh->lim_tail = NULL;
+        for (struct cn__urec *u = sh->head, *next; u; u = next) {
+            next = u->next;
+            append(&head, &tail, u);
+        }
+        sh->head = sh->tail = NULL;
+        sh->n = 0;
+    }
+    for (struct cn__urec *u = s->wait_head, *next; u; u = next) {
+        next = u->next;
+        append(&head, &tail, u);
+    }
+    s->wait_head = s->wait_tail = NULL;
+    return head;
+}
+
+static int map_from_list(const struct cn_kinesis_shard_list *l, struct cn__shardmap **out)
 {
     struct cn__shard_desc *d = calloc(l->count ? l->count : 1, sizeof *d);
     if (!d) {
@@ -364,36 +543,47 @@ static int install(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
                                        .ending = l->shards[i].ending_hash_key,
                                        .closed = !l->shards[i].open};
     }
-    struct cn__shardmap *m;
-    int rc = cn__shardmap_new(&m, d, l->count);
+    int rc = cn__shardmap_new(out, d, l->count);
     free(d);
+    return rc;
+}
+
+/* Installs the map of l's shards. If the shards changed (a split or merge),
+ * every record not yet in a request is routed again through the new map:
+ * re-predicted, re-aggregated, so no aggregate straddles two shards. The
+ * same shards keep everything where it is. */
+static int install(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
+                   const struct cn_kinesis_shard_list *l)
+{
+    struct cn__shardmap *m;
+    int rc = map_from_list(l, &m);
     if (rc < 0) {
         return rc;
     }
+    s->map_ms = cn_now();
+    if (s->map && same_shards(s->map, m)) {
+        cn__shardmap_free(m);
+        return 0;
+    }
     struct cn__prod_shard *sh;
-    rc = shards_new(p, m, &sh);
+    rc = shards_new(p, s, m, &sh);
     if (rc < 0) {
         cn__shardmap_free(m);
         return rc;
     }
-    struct cn__urec *head = NULL, *tail = NULL;
-    for (size_t i = 0; i < s->nshards; i++) {
-        for (struct cn__urec *u = s->shards[i].head, *next; u; u = next) {
-            next = u->next;
-            append(&head, &tail, u);
-        }
-    }
-    for (struct cn__urec *u = s->wait_head, *next; u; u = next) {
-        next = u->next;
-        append(&head, &tail, u);
-    }
-    s->wait_head = s->wait_tail = NULL;
+    struct cn__urec *head = take_unsent(s);
     shards_free(s->shards, s->nshards);
     cn__shardmap_free(s->map);
     s->map = m;
     s->shards = sh;
     s->nshards = cn__shardmap_count(m);
-    p->c.shard_map_loads++;
+    for (struct cn__shard_stats *st = s->stats; st; st = st->next) {
+        st->open = false;
+    }
+    for (size_t i = 0; i < s->nshards; i++) {
+        sh[i].st->open = true;
+    }
+    CN__COUNT(p, s, shard_map_loads, 1);
     for (struct cn__urec *u = head, *next; u; u = next) {
         next = u->next;
         cn__prod_route(p, s, u);
@@ -479,20 +669,31 @@ static int loader(void *arg)
         }
     }
     s->loading = false;
+    s->map_ms = cn_now(); /* a failed refresh waits a whole interval too */
     return 0;
 }
 
 /* ---- flusher and dispatcher -------------------------------------------------- */
 
-/* Seals and emits what has waited long enough (everything while a flush
- * waits); returns the next time something will have (-1: nothing buffered). */
+/* Lets out what the limiters allow, seals and emits what has waited long
+ * enough (everything while a flush waits), starts due map refreshes;
+ * returns the next time something is due (-1: nothing). */
 static int64_t flush_due(struct cn_kinesis_producer *p)
 {
     int64_t now = cn_now(), next = INT64_MAX, wait = p->cfg.record_max_buffered_time_ms;
     bool all = p->flushers > 0;
     for (struct cn__prod_stream *s = p->streams; s; s = s->next) {
+        if (s->map && !s->loading) {
+            int64_t refresh = s->map_ms + p->cfg.shard_map_refresh_ms;
+            if (refresh <= now) {
+                start_loader(p, s);
+            } else {
+                next = min64(next, refresh);
+            }
+        }
         for (size_t i = 0; i < s->nshards; i++) {
             struct cn__prod_shard *sh = &s->shards[i];
+            next = min64(next, release_limited(p, s, sh, now));
             if (sh->n > 0 && (all || sh->oldest + wait <= now)) {
                 seal(p, s, sh);
             } else if (sh->n > 0) {
@@ -555,10 +756,40 @@ static int dispatcher(void *arg)
     }
 }
 
+/* The metrics sinks: every metrics_interval_ms a snapshot to the callback
+ * and/or a line on stderr. */
+static int reporter(void *arg)
+{
+    struct cn_kinesis_producer *p = arg;
+    struct cn_kinesis_metrics *prev = NULL;
+    while (cn_sleep(p->cfg.metrics_interval_ms) == 0) {
+        struct cn_kinesis_metrics *m;
+        if (cn_kinesis_producer_metrics(p, &m) < 0) {
+            continue;
+        }
+        if (p->cfg.on_metrics) {
+            p->cfg.on_metrics(p->cfg.on_metrics_arg, m);
+        }
+        if (p->cfg.metrics_log) {
+            char line[512];
+            cn_kinesis_metrics_log_line(m, prev, line, sizeof line);
+            fprintf(stderr, "%s\n", line);
+        }
+        cn_kinesis_metrics_free(prev);
+        prev = m;
+    }
+    cn_kinesis_metrics_free(prev);
+    return 0;
+}
+
 int cn__prod_pipe_start(struct cn_kinesis_producer *p)
 {
     int rc = cn_group_spawn(p->group, flusher, p, NULL);
-    return rc < 0 ? rc : cn_group_spawn(p->group, dispatcher, p, NULL);
+    rc = rc < 0 ? rc : cn_group_spawn(p->group, dispatcher, p, NULL);
+    if (rc == 0 && (p->cfg.on_metrics || p->cfg.metrics_log)) {
+        rc = cn_group_spawn(p->group, reporter, p, NULL);
+    }
+    return rc;
 }
 
 /* ---- sender ------------------------------------------------------------------- */
@@ -567,8 +798,11 @@ static void on_success(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
                        const struct cn_kinesis_put_result *r)
 {
     if (strcmp(r->shard_id, k->shard) != 0) {
-        p->c.wrong_shard += k->n;
+        CN__COUNT(p, s, wrong_shard, k->n);
         start_loader(p, s); /* a split or merge: refresh the map */
+    }
+    if (k->st) {
+        k->st->c.succeeded += k->n;
     }
     uint64_t sub = 0;
     for (struct cn__urec *u = k->head, *next; u; u = next, sub++) {
@@ -590,6 +824,15 @@ static void on_failure(struct cn_kinesis_producer *p, struct cn__krec *k, int co
 {
     bool retry = cn_kinesis_retryable(code);
     int64_t now = cn_now();
+    if (code == CN_EKINESIS_THROUGHPUT) {
+        CN__COUNT(p, k->head->s, throttled, k->n);
+        if (k->st) {
+            k->st->c.throttled += k->n;
+        }
+    }
+    if (!retry && k->st) {
+        k->st->c.failed += k->n;
+    }
     for (struct cn__urec *u = k->head, *next; u; u = next) {
         next = u->next;
         if (!retry) {
@@ -616,7 +859,7 @@ static void retry_later(struct cn_kinesis_producer *p, struct cn__prod_stream *s
     for (struct cn__urec *u = head; u; u = u->next) {
         attempts = u->out.attempts > attempts ? u->out.attempts : attempts;
         earliest = min64(earliest, u->deadline_ms);
-        p->c.retried++;
+        CN__COUNT(p, s, retried, 1);
     }
     if (cn_sleep_until(min64(cn_now() + backoff(p, attempts), earliest)) < 0) {
         cn__prod_fail_list(p, head, CN_ECLOSED, NULL,
@@ -651,11 +894,20 @@ static int put_batch(struct cn_kinesis_producer *p, struct cn__batch *b,
         for (struct cn__urec *u = k->head; u; u = u->next) {
             u->out.attempts++;
         }
-        p->c.sent += k->n;
+        CN__COUNT(p, b->s, sent, k->n);
+        CN__COUNT(p, b->s, bytes_sent, krec_size(k));
+        if (k->st) {
+            k->st->c.sent += k->n;
+            k->st->c.bytes_sent += krec_size(k);
+        }
     }
-    p->c.requests++;
+    CN__COUNT(p, b->s, requests, 1);
+    uint64_t t0 = uv_hrtime();
     int rc = cn_kinesis_put_records(p->kc, b->s->name, e, b->n, res, err,
                                     cn_now() + p->cfg.request_timeout_ms);
+    uint64_t us = (uv_hrtime() - t0) / 1000;
+    cn_kinesis_histogram_add(&p->request_rtt, us);
+    cn_kinesis_histogram_add(&b->s->request_rtt, us);
     free(e);
     return rc;
 }
@@ -743,6 +995,15 @@ void cn__prod_pipe_sweep(struct cn_kinesis_producer *p)
         cn__prod_fail_list(p, s->wait_head, CN_ECLOSED, NULL, closed_msg);
         for (size_t i = 0; i < s->nshards; i++) {
             cn__prod_fail_list(p, s->shards[i].head, CN_ECLOSED, NULL, closed_msg);
+            for (struct cn__krec *k = s->shards[i].lim_head, *next; k; k = next) {
+                next = k->next;
+                krec_fail(p, k, CN_ECLOSED, closed_msg);
+            }
+        }
+        while (s->stats) {
+            struct cn__shard_stats *st = s->stats;
+            s->stats = st->next;
+            free(st);
         }
         for (struct cn__krec *k = s->coll_head, *next; k; k = next) {
             next = k->next;
