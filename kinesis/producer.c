@@ -505,6 +505,32 @@ ssize_t cn_kinesis_producer_take_outcomes(struct cn_kinesis_producer *p,
     return (ssize_t)n;
 }
 
+/* The metrics sinks: every metrics_interval_ms a snapshot to the callback
+ * and/or a line on stderr. */
+int cn__prod_reporter(void *arg)
+{
+    struct cn_kinesis_producer *p = arg;
+    struct cn_kinesis_metrics *prev = NULL;
+    while (cn_sleep(p->cfg.metrics_interval_ms) == 0) {
+        struct cn_kinesis_metrics *m;
+        if (cn_kinesis_producer_metrics(p, &m) < 0) {
+            continue;
+        }
+        if (p->cfg.on_metrics) {
+            p->cfg.on_metrics(p->cfg.on_metrics_arg, m);
+        }
+        if (p->cfg.metrics_log) {
+            char line[512];
+            cn_kinesis_metrics_log_line(m, prev, line, sizeof line);
+            fprintf(stderr, "%s\n", line);
+        }
+        cn_kinesis_metrics_free(prev);
+        prev = m;
+    }
+    cn_kinesis_metrics_free(prev);
+    return 0;
+}
+
 /* ---- metrics snapshot -------------------------------------------------------- */
 
 static void snapshot_stream(const struct cn__prod_stream *s, struct cn_kinesis_stream_metrics *m,

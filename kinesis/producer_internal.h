@@ -177,7 +177,30 @@ void cn__prod_finish(struct cn_kinesis_producer *p, struct cn__urec *u, int code
 void cn__prod_fail_list(struct cn_kinesis_producer *p, struct cn__urec *head, int code,
                         const char *type, const char *msg);
 
+/* The metrics reporter coroutine (config.on_metrics / metrics_log). */
+int cn__prod_reporter(void *arg);
+
 /* ---- producer_pipe.c ---- */
+
+/* Appends k to its stream's collection (emitting it when full). */
+void cn__prod_collect(struct cn_kinesis_producer *p, struct cn__prod_stream *s, struct cn__krec *k);
+
+static inline size_t cn__krec_size(const struct cn__krec *k)
+{
+    return k->data_len + k->pk_len;
+}
+
+/* ---- producer_limit.c ---- */
+
+/* Sends k (a Kinesis record predicted for shard sh) to the collection if
+ * the shard's limiter lets it, else queues it behind the limiter. */
+void cn__prod_admit(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
+                    struct cn__prod_shard *sh, struct cn__krec *k);
+
+/* Lets out of sh's queue what its buckets allow at now; returns when the
+ * next queued record may go (INT64_MAX: none queued). */
+int64_t cn__prod_release_limited(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
+                                 struct cn__prod_shard *sh, int64_t now);
 
 /* Gives back what u holds of max_outstanding_records and _bytes. */
 void cn__prod_release_room(struct cn_kinesis_producer *p, struct cn__urec *u);

@@ -156,7 +156,7 @@ static void emit(struct cn_kinesis_producer *p, struct cn__prod_stream *s)
     cn_event_set(&p->ready_ev);
 }
 
-static void collect(struct cn_kinesis_producer *p, struct cn__prod_stream *s, struct cn__krec *k)
+void cn__prod_collect(struct cn_kinesis_producer *p, struct cn__prod_stream *s, struct cn__krec *k)
 {
     size_t size = k->data_len + k->pk_len;
     if (s->coll_n > 0 && (s->coll_n + 1 > p->cfg.collection_max_count ||
@@ -178,101 +178,6 @@ static void collect(struct cn_kinesis_producer *p, struct cn__prod_stream *s, st
     if (s->coll_n >= p->cfg.collection_max_count) {
         emit(p, s);
     }
-}
-
-/* ---- the per-shard limiter ----------------------------------------------------- */
-
-static size_t krec_size(const struct cn__krec *k)
-{
-    return k->data_len + k->pk_len;
-}
-
-/* Tops the buckets up for the time since the last refill, to one second's
- * worth at most. */
-static void refill(struct cn_kinesis_producer *p, struct cn__prod_shard *sh, int64_t now)
-{
-    double ms = (double)(now - sh->refilled_ms);
-    sh->refilled_ms = now;
-    sh->rec_tokens = sh->rec_tokens + ms * p->rec_per_ms;
-    sh->byte_tokens = sh->byte_tokens + ms * p->bytes_per_ms;
-    if (sh->rec_tokens > p->rec_per_ms * 1000) {
-        sh->rec_tokens = p->rec_per_ms * 1000;
-    }
-    if (sh->byte_tokens > p->bytes_per_ms * 1000) {
-        sh->byte_tokens = p->bytes_per_ms * 1000;
-    }
-}
-
-/* Takes k's tokens if the buckets hold them. A record bigger than a full
- * bucket (a low rate_limit_percent) goes when the bucket is full, leaving
- * a debt, so it is slowed, not stuck. */
-static bool take_tokens(struct cn_kinesis_producer *p, struct cn__prod_shard *sh,
-                        const struct cn__krec *k)
-{
-    double bytes = (double)krec_size(k);
-    bool full = sh->byte_tokens >= p->bytes_per_ms * 1000;
-    if (sh->rec_tokens < 1.0 || (sh->byte_tokens < bytes && !full)) {
-        return false;
-    }
-    sh->rec_tokens -= 1.0;
-    sh->byte_tokens -= bytes;
-    return true;
-}
-
-/* When the buckets will hold k's tokens. */
-static int64_t tokens_due(const struct cn_kinesis_producer *p, const struct cn__prod_shard *sh,
-                          const struct cn__krec *k)
-{
-    double bytes = (double)krec_size(k), cap = p->bytes_per_ms * 1000;
-    double rec_ms = (1.0 - sh->rec_tokens) / p->rec_per_ms;
-    double byte_ms = ((bytes < cap ? bytes : cap) - sh->byte_tokens) / p->bytes_per_ms;
-    double ms = rec_ms > byte_ms ? rec_ms : byte_ms;
-    return sh->refilled_ms + (ms > 0 ? (int64_t)ms + 1 : 0);
-}
-
-/* A Kinesis record for shard sh goes to the collection if the limiter lets
- * it (and nothing queued before it waits), else it queues behind the
- * shard's limiter; the flusher lets it go when the buckets allow. */
-static void admit(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
-                  struct cn__prod_shard *sh, struct cn__krec *k)
-{
-    if (p->rec_per_ms > 0 && !sh->lim_head) {
-        refill(p, sh, cn_now());
-    }
-    if (p->rec_per_ms == 0 || (!sh->lim_head && take_tokens(p, sh, k))) {
-        collect(p, s, k);
-        return;
-    }
-    k->next = NULL;
-    if (sh->lim_tail) {
-        sh->lim_tail->next = k;
-    } else {
-        sh->lim_head = k;
-        cn_event_set(&p->kick);
-    }
-    sh->lim_tail = k;
-    CN__COUNT(p, s, limited, 1);
-    sh->st->c.limited++;
-}
-
-/* Lets out what the shard's buckets allow now; returns when the next
- * queued record may go (INT64_MAX: none queued). */
-static int64_t release_limited(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
-                               struct cn__prod_shard *sh, int64_t now)
-{
-    if (!sh->lim_head) {
-        return INT64_MAX;
-    }
-    refill(p, sh, now);
-    while (sh->lim_head && take_tokens(p, sh, sh->lim_head)) {
-        struct cn__krec *k = sh->lim_head;
-        sh->lim_head = k->next;
-        if (!sh->lim_head) {
-            sh->lim_tail = NULL;
-        }
-        collect(p, s, k);
-    }
-    return sh->lim_head ? tokens_due(p, sh, sh->lim_head) : INT64_MAX;
 }
 
 /* The aggregate of sh (n >= 2) as one Kinesis record. */
@@ -327,7 +232,7 @@ static void seal(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
         k->st = sh->st;
         CN__COUNT(p, s, aggregates, 1);
     }
-    admit(p, s, sh, k);
+    cn__prod_admit(p, s, sh, k);
 }
 
 /* ---- routing ---------------------------------------------------------------- */
@@ -357,7 +262,7 @@ static void plain(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
         cn__prod_finish(p, u, -ENOMEM, NULL, "out of memory");
         return;
     }
-    admit(p, s, sh, k);
+    cn__prod_admit(p, s, sh, k);
 }
 
 void cn__prod_route(struct cn_kinesis_producer *p, struct cn__prod_stream *s, struct cn__urec *u)
@@ -693,7 +598,7 @@ static int64_t flush_due(struct cn_kinesis_producer *p)
         }
         for (size_t i = 0; i < s->nshards; i++) {
             struct cn__prod_shard *sh = &s->shards[i];
-            next = min64(next, release_limited(p, s, sh, now));
+            next = min64(next, cn__prod_release_limited(p, s, sh, now));
             if (sh->n > 0 && (all || sh->oldest + wait <= now)) {
                 seal(p, s, sh);
             } else if (sh->n > 0) {
@@ -756,38 +661,12 @@ static int dispatcher(void *arg)
     }
 }
 
-/* The metrics sinks: every metrics_interval_ms a snapshot to the callback
- * and/or a line on stderr. */
-static int reporter(void *arg)
-{
-    struct cn_kinesis_producer *p = arg;
-    struct cn_kinesis_metrics *prev = NULL;
-    while (cn_sleep(p->cfg.metrics_interval_ms) == 0) {
-        struct cn_kinesis_metrics *m;
-        if (cn_kinesis_producer_metrics(p, &m) < 0) {
-            continue;
-        }
-        if (p->cfg.on_metrics) {
-            p->cfg.on_metrics(p->cfg.on_metrics_arg, m);
-        }
-        if (p->cfg.metrics_log) {
-            char line[512];
-            cn_kinesis_metrics_log_line(m, prev, line, sizeof line);
-            fprintf(stderr, "%s\n", line);
-        }
-        cn_kinesis_metrics_free(prev);
-        prev = m;
-    }
-    cn_kinesis_metrics_free(prev);
-    return 0;
-}
-
 int cn__prod_pipe_start(struct cn_kinesis_producer *p)
 {
     int rc = cn_group_spawn(p->group, flusher, p, NULL);
     rc = rc < 0 ? rc : cn_group_spawn(p->group, dispatcher, p, NULL);
     if (rc == 0 && (p->cfg.on_metrics || p->cfg.metrics_log)) {
-        rc = cn_group_spawn(p->group, reporter, p, NULL);
+        rc = cn_group_spawn(p->group, cn__prod_reporter, p, NULL);
     }
     return rc;
 }
@@ -895,10 +774,10 @@ static int put_batch(struct cn_kinesis_producer *p, struct cn__batch *b,
             u->out.attempts++;
         }
         CN__COUNT(p, b->s, sent, k->n);
-        CN__COUNT(p, b->s, bytes_sent, krec_size(k));
+        CN__COUNT(p, b->s, bytes_sent, cn__krec_size(k));
         if (k->st) {
             k->st->c.sent += k->n;
-            k->st->c.bytes_sent += krec_size(k);
+            k->st->c.bytes_sent += cn__krec_size(k);
         }
     }
     CN__COUNT(p, b->s, requests, 1);
