@@ -640,24 +640,35 @@ CN_EXTERN int cn_kinesis_metrics_serve(struct cn_kinesis_producer *p, struct cn_
 
 /*
  * A producer on a loop thread of its own, driven from any number of plain
- * threads through the runtime bridge. Put blocks only on backpressure;
- * outcomes come as futures and/or config.on_outcome (called on the loop
- * thread: keep it short, it must not block). All functions are thread
- * safe except close, which must be called once, after every other call.
- * Not for use from a coroutine (it would block its loop).
+ * threads. Put validates and copies the record into a bounded queue and
+ * returns (one loop wakeup per batch, not per record: a bridge call per
+ * record would cap it at the cost of a cross-thread round trip); the loop
+ * drains the queue into the producer in order. Put blocks only when that
+ * queue is full: it holds up to min(max_outstanding_records, 4,096)
+ * records and max_outstanding_bytes bytes on top of the producer's own
+ * bounds. Outcomes come as futures and/or config.on_outcome (called on the
+ * loop thread: keep it short, it must not block; h is NULL there for a
+ * record that failed before entering the producer, e.g. -ENOMEM). Flush,
+ * counters and metrics go through the runtime bridge; counters and metrics
+ * do not include records still queued. All functions are thread safe
+ * except close, which must be called once, after every other call. Called
+ * from a coroutine they return -EDEADLK (they would block its loop).
  */
 struct cn_kinesis_sync;
 struct cn_kinesis_future;
 
 /* Starts the thread and the producer on it. Errors: as
- * cn_kinesis_producer_new, and thread creation errors. */
+ * cn_kinesis_producer_new, -EINVAL (config.collect_outcomes: nothing here
+ * would take them), -EDEADLK, and thread creation errors. */
 CN_EXTERN int cn_kinesis_sync_new(struct cn_kinesis_sync **out,
                                   const struct cn_kinesis_producer_config *config);
 
-/* cn_kinesis_put from a thread; timeout_ms bounds the backpressure wait
- * (-1: none). future may be NULL (fire and forget); else it must be
- * released once with cn_kinesis_future_release. Errors: as cn_kinesis_put
- * (-ETIMEDOUT when timeout_ms passed), CN_ECLOSED. */
+/* cn_kinesis_put from a thread: 0 means queued, and the record will get
+ * exactly one outcome. timeout_ms bounds the backpressure wait (-1: none).
+ * future may be NULL (fire and forget); else it must be released once with
+ * cn_kinesis_future_release. Errors (no record made): the validation
+ * errors of cn_kinesis_put, -ETIMEDOUT when timeout_ms passed, CN_ECLOSED,
+ * -EINVAL (NULL arguments), -EDEADLK, -ENOMEM. */
 CN_EXTERN int cn_kinesis_sync_put(struct cn_kinesis_sync *sp, const char *stream,
                                   const char *partition_key, const void *data, size_t len,
                                   const char *explicit_hash_key, struct cn_kinesis_future **future,
