@@ -13,6 +13,9 @@
  */
 #include "kinesis/producer_internal.h"
 
+/* How often a shard's queue is let out while records wait for tokens. */
+#define LIMITER_TICK_MS 25
+
 /* Tops the buckets up for the time since the last refill, to one second's
  * worth at most. */
 static void refill(struct cn_kinesis_producer *p, struct cn__prod_shard *sh, int64_t now)
@@ -98,5 +101,11 @@ int64_t cn__prod_release_limited(struct cn_kinesis_producer *p, struct cn__prod_
         }
         cn__prod_collect(p, s, k);
     }
-    return sh->lim_head ? tokens_due(p, sh, sh->lim_head) : INT64_MAX;
+    if (!sh->lim_head) {
+        return INT64_MAX;
+    }
+    /* Waking for every token would let records out one by one, each
+     * becoming a request of its own: let them out a tick's worth at once. */
+    int64_t due = tokens_due(p, sh, sh->lim_head);
+    return due > now + LIMITER_TICK_MS ? due : now + LIMITER_TICK_MS;
 }

@@ -695,13 +695,22 @@ static void on_success(struct cn_kinesis_producer *p, struct cn__prod_stream *s,
     k->head = NULL;
 }
 
+/* A 200 whose body is not a PutRecords answer: the request was most
+ * likely processed and its answer garbled on the way (a proxy, a cut
+ * connection), so like a timeout it is retried: failing the records could
+ * report as failed what is stored; retrying stores them at least once. */
+static bool answer_lost(int code)
+{
+    return code == CN_EKINESIS_BAD_RESPONSE || code == CN_EKINESIS_CONTENT_TYPE;
+}
+
 /* A failed entry (or request): every record inside fails now, or joins
  * the retry list (head/tail). */
 static void on_failure(struct cn_kinesis_producer *p, struct cn__krec *k, int code,
                        const char *type, const char *msg, struct cn__urec **head,
                        struct cn__urec **tail)
 {
-    bool retry = cn_kinesis_retryable(code);
+    bool retry = answer_lost(code) || cn_kinesis_retryable(code);
     int64_t now = cn_now();
     if (code == CN_EKINESIS_THROUGHPUT) {
         CN__COUNT(p, k->head->s, throttled, k->n);
