@@ -16,6 +16,13 @@ ending in "/s", higher is better) coronet / REF.
 --plot draws BENCH's rates normalized to REF as clustered bars into PNG with
 gnuplot (skipped with a note when gnuplot is not installed).
 
+The kinesis bench has its own table (print_kinesis) and plot (plot_kinesis,
+REF "best"): its cases are <emulator>_<variant>, each variant a different
+implementation (coronet's confirmed, fire_and_forget and noagg, boto3's
+put_records, node_kpl's agg_put_record), so each row is compared with the
+best reference measured on the same emulator; a value of 0 is a run that
+lost records, failed or timed out, shown as FAILED.
+
 TARGETS below are the goals from the issues; later benchmarks (kinesis) add
 theirs to the same list.
 """
@@ -119,6 +126,62 @@ for _kind in ("pingpong", "pingpong50", "stream"):
         _unit = "MB/s" if _kind == "stream" else "msg/s"
         TARGETS.append((f"ws {_kind}_{_size}: >= 1.0x bun {_unit}",
                         rate_at_least("ws_echo", f"{_kind}_{_size}", "bun", 1.0)))
+# Kinesis (issue 7): 20,000 x 200 B on one shard with every outcome
+# confirmed, faster than the best reference on the same emulator (fire and
+# forget); the producer under 1 us of CPU per record, 1M records/s on one
+# core against the fast fake endpoint.
+KINESIS_EMULATORS = ("kinesalite", "kinesis_mock")
+
+
+def kinesis_best_ref(results, emu, suffix="", unit="records/s"):
+    """(impl, value) of the best reference on emulator emu for the rows
+    <emu>_<variant><suffix>: the highest rate, or the lowest CPU; refs that
+    failed (value 0) do not count. None if there is none."""
+    best = None
+    for (bench, case, impl), v in results.items():
+        if bench != "kinesis" or impl == "coronet" or v <= 0:
+            continue
+        if not case.startswith(emu + "_") or not case.endswith(suffix):
+            continue
+        if suffix == "" and case.endswith("_cpu"):
+            continue
+        better = (best is None or (v > best[1] if higher_is_better(unit) else v < best[1]))
+        if better:
+            best = (impl, v)
+    return best
+
+
+def kinesis_beats_best(emu):
+    def check(results):
+        ours = value(results, "kinesis", f"{emu}_confirmed", "coronet")
+        best = kinesis_best_ref(results, emu)
+        if ours is None or best is None:
+            return None, None
+        if ours <= 0:
+            return "FAILED", False
+        r = ours / best[1]
+        return f"{r:.2f}x {best[0]}", r > 1.0
+    return check
+
+
+def at_least(bench, case, impl, limit, unit):
+    def check(results):
+        v = value(results, bench, case, impl)
+        if v is None:
+            return None, None
+        return f"{v:,.0f} {unit}", v >= limit
+    return check
+
+
+for _emu in KINESIS_EMULATORS:
+    TARGETS.append((f"kinesis {_emu}: confirmed > best ref",
+                    kinesis_beats_best(_emu)))
+TARGETS += [
+    ("kinesis producer: < 1 us CPU per record",
+     below("kinesis", "ceiling_agg_cpu", "coronet", 1.0, "us/record")),
+    ("kinesis producer: >= 1M records/s",
+     at_least("kinesis", "ceiling_agg", "coronet", 1e6, "records/s")),
+]
 TARGETS += [
     ("idle_rss: < 16 KiB per idle connection",
      below("tcp_echo", "idle_rss", "coronet", 16384, "bytes")),
@@ -199,6 +262,106 @@ def print_bench(bench, rows, results):
         print(line(row))
 
 
+def kinesis_emulator(case):
+    """The emulator of a kinesis matrix case, or None."""
+    for emu in KINESIS_EMULATORS:
+        if case.startswith(emu + "_"):
+            return emu
+    return None
+
+
+def print_kinesis(rows, results):
+    """The kinesis table: a row per case and implementation; a matrix row
+    (records/s or us/record on an emulator) is compared with the best
+    reference on the same emulator, "> 1: coronet is better"."""
+    rows = [r for r in rows if r["bench"] == "kinesis"]
+    header = ["case", "impl", "unit", "value", "vs best ref"]
+    table = []
+    for r in rows:
+        case, impl, unit, v = r["case"], r["impl"], r["unit"], r["value"]
+        shown = fmt_value(v)
+        vs = ""
+        emu = kinesis_emulator(case)
+        matrix = emu is not None and unit in ("records/s", "us/record")
+        if matrix and v <= 0:
+            shown = "FAILED"
+        elif matrix:
+            best = kinesis_best_ref(results, emu, "_cpu" if case.endswith("_cpu") else "", unit)
+            q = coronet_ratio(v, best[1], unit) if best else None
+            if q is not None and impl == "coronet":
+                vs = f"{q:.2f}x {best[0]}"
+            elif q is not None and (impl, v) != best:
+                vs = f"({q:.2f}x)"  # a reference against the best one
+        table.append([case, impl, unit, shown, vs])
+    widths = [max(len(str(row[i])) for row in table + [header]) for i in range(len(header))]
+
+    def line(cells):
+        out = [str(c).ljust(widths[i]) if i < 3 else str(c).rjust(widths[i])
+               for i, c in enumerate(cells)]
+        return "  ".join(out).rstrip()
+
+    print("[kinesis]")
+    print(line(header))
+    print(line(["-" * w for w in widths]))
+    for row in table:
+        print(line(row))
+    print("(matrix rows against the best reference on the same emulator; FAILED: records lost,"
+          " a failure or the time limit)")
+
+
+def plot_kinesis(rows, results, png):
+    """Bars per emulator, one per implementation and variant, in records/s
+    normalized to the best reference on that emulator."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    if not shutil.which("gnuplot"):
+        return f"plot: gnuplot not installed, {png} not drawn"
+    rows = [r for r in rows if r["bench"] == "kinesis" and r["unit"] == "records/s"
+            and kinesis_emulator(r["case"]) and not r["case"].endswith("_cpu")]
+    emus = [e for e in KINESIS_EMULATORS if kinesis_best_ref(results, e)]
+    series = ordered(f"{r['impl']}:{r['case'][len(kinesis_emulator(r['case'])) + 1:]}"
+                     for r in rows)
+    if not emus or not series:
+        return f"plot: no kinesis rates with a reference, {png} not drawn"
+    with tempfile.NamedTemporaryFile("w", suffix=".dat", delete=False) as f:
+        f.write("emulator " + " ".join(series) + "\n")
+        for emu in emus:
+            base = kinesis_best_ref(results, emu)[1]
+            vals = []
+            for sname in series:
+                impl, variant = sname.split(":", 1)
+                v = results.get(("kinesis", f"{emu}_{variant}", impl))
+                vals.append("-" if v is None else f"{v / base:.4f}")
+            f.write(emu + " " + " ".join(vals) + "\n")
+        data = f.name
+    cols = ", ".join(
+        f"'{data}' using {k + 2}:xtic(1) title columnheader({k + 2})" for k in range(len(series)))
+    script = f"""
+set terminal pngcairo size 1000,600 noenhanced
+set output '{png}'
+set title 'kinesis: 20,000 x 200 B, 1 shard, records/s relative to the best reference (higher is better)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set datafile missing '-'
+set key top right
+set grid ytics
+set yrange [0:*]
+set ylabel 'x best reference'
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2
+plot {cols}
+"""
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True, capture_output=True)
+    except subprocess.CalledProcessError as e:
+        return f"plot: gnuplot failed: {e.stderr.strip()}"
+    finally:
+        os.unlink(data)
+    return f"plot: {png}"
+
+
 def plot(rows, results, bench, ref, png):
     """Bars per rate case (units ending in /s) per impl, normalized to ref,
     drawn with gnuplot when it is installed. Returns a message."""
@@ -269,7 +432,10 @@ def main(argv):
     results = {(r["bench"], r["case"], r["impl"]): r["value"] for r in rows}
 
     for bench in ordered(r["bench"] for r in rows):
-        print_bench(bench, rows, results)
+        if bench == "kinesis":
+            print_kinesis(rows, results)
+        else:
+            print_bench(bench, rows, results)
         print()
     print("(vs REF > 1: coronet is better by that factor; rates coronet/REF,"
           " times and sizes REF/coronet)")
@@ -290,7 +456,10 @@ def main(argv):
         print(f"  {desc:<44} {shown:>22}  {verdict}")
     print(f"  {met} met, {missed} missed")
     for bench, ref, png in plots:
-        print(plot(rows, results, bench, ref, png))
+        if bench == "kinesis":
+            print(plot_kinesis(rows, results, png))
+        else:
+            print(plot(rows, results, bench, ref, png))
     return 0
 
 
