@@ -236,8 +236,8 @@ void cn__prod_fail_list(struct cn_kinesis_producer *p, struct cn__urec *head, in
 }
 
 /* Everything AWS would refuse, refused here (kinesis/api.c's checks). */
-static int validate(const char *stream, const char *pk, const void *data, size_t len,
-                    const char *ehk, struct cn__hashkey *hk)
+int cn__prod_validate(const char *stream, const char *pk, const void *data, size_t len,
+                      const char *ehk, struct cn__hashkey *hk)
 {
     int rc = cn__kinesis_check_stream(stream);
     if (rc < 0) {
@@ -348,7 +348,7 @@ static int put(struct cn_kinesis_producer *p, const char *stream, const char *pk
         return CN_ECLOSED;
     }
     struct cn__hashkey hk;
-    int rc = validate(stream, pk, data, len, ehk, &hk);
+    int rc = cn__prod_validate(stream, pk, data, len, ehk, &hk);
     if (rc < 0) {
         return rc;
     }

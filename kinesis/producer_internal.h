@@ -167,6 +167,13 @@ static inline void cn__prod_text(char *dst, size_t cap, const char *src)
 
 /* ---- producer.c ---- */
 
+/* Everything AWS would refuse in a record, refused before it is made (so
+ * put returns it), and the record's hash key into *hk. Errors:
+ * CN_EKINESIS_STREAM_NAME, _PARTITION_KEY, _RECORD_TOO_LARGE, _HASH_KEY,
+ * -EINVAL. */
+int cn__prod_validate(const char *stream, const char *pk, const void *data, size_t len,
+                      const char *ehk, struct cn__hashkey *hk);
+
 /* Gives u its outcome: code 0 (success fields already filled) or a
  * failure with code, AWS type and message (either may be NULL). Wakes
  * waiters, calls the callback, frees u when nobody holds it. */

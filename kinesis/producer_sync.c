@@ -714,26 +714,6 @@ int cn_kinesis_sync_close(struct cn_kinesis_sync *sp, int64_t timeout_ms)
 
 /* ---- put ---------------------------------------------------------------------------- */
 
-/* What the producer's put would refuse, refused here, so that put still
- * returns it. */
-static int validate(const char *stream, const char *pk, const void *data, size_t len,
-                    const char *ehk)
-{
-    int rc = cn__kinesis_check_stream(stream);
-    if (rc < 0) {
-        return rc;
-    }
-    if (!pk) {
-        return CN_EKINESIS_PARTITION_KEY;
-    }
-    struct cn_kinesis_entry e = {.partition_key = pk,
-                                 .partition_key_len = strlen(pk),
-                                 .data = data,
-                                 .data_len = len,
-                                 .explicit_hash_key = ehk};
-    return cn__kinesis_check_entry(&e);
-}
-
 /* The record copied into one allocation: stream, key, hash key, data. */
 static struct item *item_new(const char *stream, const char *pk, const void *data, size_t len,
                              const char *ehk)
@@ -801,7 +781,8 @@ int cn_kinesis_sync_put(struct cn_kinesis_sync *sp, const char *stream, const ch
     if (cn_self()) {
         return -EDEADLK;
     }
-    int rc = validate(stream, partition_key, data, len, explicit_hash_key);
+    struct cn__hashkey hk; /* computed again on the loop: put takes no hash */
+    int rc = cn__prod_validate(stream, partition_key, data, len, explicit_hash_key, &hk);
     if (rc < 0) {
         return rc;
     }
