@@ -66,6 +66,20 @@ int cn__park(int64_t deadline, unsigned flags);
  * does nothing) if co is not parked. */
 bool cn__wake(struct cn_co *co, int rc);
 
+/* A duty the running coroutine owes before it gives up the thread: fn(arg)
+ * runs once, just before the coroutine next parks (a cn__park that does
+ * park), yields or ends, and is cleared before it runs. fn must not park
+ * (it runs inside cn__park); it may spawn. Only the running coroutine can
+ * set one and it fires before any other coroutine runs, so one slot per
+ * thread is the running coroutine's slot. Used by ws/ to send replies it
+ * held back for coalescing when the coroutine goes to wait on something
+ * else. Returns false (setting nothing) if a hook with another arg is
+ * pending. */
+typedef void (*cn__park_hook_fn)(void *arg);
+bool cn__park_hook_set(cn__park_hook_fn fn, void *arg);
+/* Clears the pending hook if its arg is arg. */
+void cn__park_hook_clear(void *arg);
+
 /* True if co is parked and can be woken. */
 bool cn__parked(const struct cn_co *co);
 

@@ -55,6 +55,14 @@ enum {
 
 static __thread struct cn_sched *tl_sched __attribute__((tls_model("initial-exec")));
 
+/* The running coroutine's before-park hook (cn__park_hook_set). A thread
+ * slot rather than a coroutine field: a hook is set by the running
+ * coroutine and fires before it switches away, so it never outlives its
+ * coroutine's turn on the thread. Checked with one load at each place a
+ * coroutine gives up the thread (park, yield, end). */
+static __thread cn__park_hook_fn tl_hook __attribute__((tls_model("initial-exec")));
+static __thread void *tl_hook_arg __attribute__((tls_model("initial-exec")));
+
 struct cn_sched *cn__sched(void)
 {
     return tl_sched;
@@ -91,6 +99,35 @@ int64_t cn_now(void)
 const char *cn_co_name(const struct cn_co *co)
 {
     return co->name ? co->name : "coroutine";
+}
+
+bool cn__park_hook_set(cn__park_hook_fn fn, void *arg)
+{
+    if (tl_hook && tl_hook_arg != arg) {
+        return false;
+    }
+    tl_hook = fn;
+    tl_hook_arg = arg;
+    return true;
+}
+
+void cn__park_hook_clear(void *arg)
+{
+    if (tl_hook_arg == arg) {
+        tl_hook = NULL;
+        tl_hook_arg = NULL;
+    }
+}
+
+/* Cleared first: the hook may set a new one, and a park inside it (a bug)
+ * must not recurse. */
+static void run_park_hook(void)
+{
+    cn__park_hook_fn fn = tl_hook;
+    void *arg = tl_hook_arg;
+    tl_hook = NULL;
+    tl_hook_arg = NULL;
+    fn(arg);
 }
 
 bool cn__parked(const struct cn_co *co)
@@ -137,6 +174,9 @@ static void co_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, &s->asan_main_lo, &s->asan_main_size);
 #endif
     co->result = co->fn(co->arg);
+    if (CN__UNLIKELY(tl_hook != NULL)) {
+        run_park_hook();
+    }
     co->state = CN__DONE;
     switch_out(s, co, true);
     abort(); /* an ended coroutine is never resumed */
@@ -294,6 +334,9 @@ int cn__park(int64_t deadline, unsigned flags)
     }
     if (deadline == 0 || (deadline > 0 && deadline <= (int64_t)uv_now(s->loop))) {
         return -ETIMEDOUT;
+    }
+    if (CN__UNLIKELY(tl_hook != NULL)) {
+        run_park_hook(); /* only now: a park that returns at once keeps the thread */
     }
     if (deadline > 0) {
         co->deadline = deadline;
@@ -563,6 +606,9 @@ int cn_yield(void)
     struct cn_co *co = s ? s->current : NULL;
     if (!co) {
         return CN_ENOTCORO;
+    }
+    if (CN__UNLIKELY(tl_hook != NULL)) {
+        run_park_hook(); /* first: what it spawns runs before this coroutine resumes */
     }
     ready_push(s, co); /* behind everyone ready now; the drain budget bounds a yield storm */
     switch_out(s, co, false);

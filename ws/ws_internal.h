@@ -12,6 +12,8 @@
 enum {
     CN__WS_RBUF_BASE = 16 * 1024,   /* receive buffer size while messages are small */
     CN__WS_SHRINK_OVER = 64 * 1024, /* buffers past this shrink back at the next receive */
+    CN__WS_OBUF = 16 * 1024,        /* server frames held back for one write, at most */
+    CN__WS_CORK_MAX = 4 * 1024,     /* payloads up to this size may be held back */
 };
 
 /* Receive modes: nothing midway, a whole message midway (cn_ws_recv), a
@@ -48,11 +50,21 @@ struct cn_ws {
     int64_t last_rx; /* loop time of the last received bytes */
     int64_t ping_at; /* when our idle ping left; 0 if none outstanding */
 
-    /* send side */
-    struct cn_mutex wlock; /* client: one frame at a time through sbuf */
-    uint8_t *sbuf;         /* client: masking scratch, lazily allocated */
+    /* send side: the write gate lets one writer at a time onto the stream,
+     * in FIFO order, so frames never interleave and held-back frames leave
+     * before any later one */
+    bool wbusy;          /* the gate is held */
+    struct cn__waitq wq; /* writers parked at the gate */
+    uint8_t *sbuf;       /* client: masking scratch, lazily allocated */
     size_t scap;
     int send_op; /* opcode of the fragmented message being sent, 0 if none */
+    /* held-back server frames (see "Coalescing" in ws_conn.c) */
+    struct cn_co *rco;     /* the coroutine that last called a receive */
+    uint8_t *obuf;         /* frames obuf[0, olen), allocated while needed */
+    size_t olen;           /* 0 unless held back (gate free) or being flushed (gate held) */
+    int64_t odl;           /* earliest deadline among the held-back sends, -1 none */
+    struct cn_co *flusher; /* the coroutine writing obuf for its owner, or NULL */
+    struct cn_co *closer;  /* release() waiting for the flusher to end */
 
     /* closing */
     bool sent_close;
