@@ -932,6 +932,18 @@ int cn__kinesis_parse_shards(const char *body, size_t len, enum cn_kinesis_shard
 
 /* ---- PutRecord(s) ---------------------------------------------------------------- */
 
+/* A record's ShardId: present and a valid shard id (an empty one, e.g.
+ * from a garbled answer, would be a success that names no shard). */
+static int get_shard_id(cJSON *o, char out[CN_KINESIS_SHARD_ID_MAX + 1],
+                        struct cn_kinesis_error *err)
+{
+    int rc = get_str(o, "ShardId", true, out, CN_KINESIS_SHARD_ID_MAX + 1, err);
+    if (rc == 0 && cn__kinesis_check_shard_id(out) < 0) {
+        return bad(err, "a ShardId is not [a-zA-Z0-9_.-]{1,128}");
+    }
+    return rc;
+}
+
 int cn__kinesis_parse_put_record(const char *body, size_t len, struct cn_kinesis_put_result *out,
                                  struct cn_kinesis_error *err)
 {
@@ -940,7 +952,7 @@ int cn__kinesis_parse_put_record(const char *body, size_t len, struct cn_kinesis
         return CN_EKINESIS_BAD_RESPONSE;
     }
     memset(out, 0, sizeof *out);
-    int rc = get_str(root, "ShardId", true, out->shard_id, sizeof out->shard_id, err);
+    int rc = get_shard_id(root, out->shard_id, err);
     rc = rc < 0 ? rc : get_seq(root, "SequenceNumber", true, out->sequence_number, err);
     cJSON_Delete(root);
     return rc;
@@ -974,7 +986,7 @@ static int parse_put_entry(cJSON *e, struct cn_kinesis_put_result *out,
         out->error_message = dup_member(e, "ErrorMessage");
         return out->error_code && out->error_message ? 0 : -ENOMEM;
     }
-    int rc = get_str(e, "ShardId", true, out->shard_id, sizeof out->shard_id, err);
+    int rc = get_shard_id(e, out->shard_id, err);
     return rc < 0 ? rc : get_seq(e, "SequenceNumber", true, out->sequence_number, err);
 }
 
