@@ -190,7 +190,10 @@ CN_EXTERN int cn_ws_recv_chunk(struct cn_ws *ws, struct cn_ws_msg *msg, int64_t 
 /* Sends one whole message as a single frame: the header and the payload
  * leave in one cn_stream_writev (server), or masked through the scratch
  * buffer (client). Text must be valid UTF-8 (not checked). Safe to call from
- * several coroutines: frames never interleave.
+ * several coroutines: frames never interleave. A server may return 0 with a
+ * small reply still held back for coalescing (see docs/architecture.md): it
+ * leaves by the time the sender next waits, and a later failure to send it
+ * fails the connection.
  * Errors: CN_EWS_CLOSED (a close was sent or received), -EINVAL (a
  * fragmented send is midway, or a bad type), the connection's sticky error,
  * -ETIMEDOUT, -ECANCELED, stream errors. */
