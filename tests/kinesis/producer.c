@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "emulator.h"
+#include "kinesis_test.h"
 #include "kinesis/agg.h"
 #include "kinesis/base64.h"
 #include "kinesis/hashkey.h"
@@ -107,12 +108,7 @@ static void env_free(struct env *e)
 
 static struct cn_kinesis_client_opts client_opts(const char *url)
 {
-    struct cn_kinesis_client_opts o = {.endpoint_url = url,
-                                       .region = "us-east-1",
-                                       .access_key_id = "AKIDEXAMPLE",
-                                       .secret_access_key = "secret",
-                                       .max_conns = 4};
-    return o;
+    return cn_kt_client_opts(url, 4);
 }
 
 static struct cn_kinesis_producer_config config(struct env *e)
@@ -124,13 +120,7 @@ static struct cn_kinesis_producer_config config(struct env *e)
 
 static void create_active(struct cn_kinesis_client *kc, const char *stream, int shards)
 {
-    struct cn_kinesis_error err;
-    int rc = cn_kinesis_create_stream(kc, stream, shards, &err, soon());
-    if (rc < 0) {
-        fprintf(stderr, "CreateStream: %s %s\n", err.type, err.message);
-    }
-    CN_ASSERT_EQ(rc, 0);
-    CN_ASSERT_EQ(cn_kinesis_wait_active(kc, stream, NULL, &err, soon()), 0);
+    cn_kt_create_active(kc, stream, shards, soon());
 }
 
 /* The shard the service's own map says each record belongs to. */

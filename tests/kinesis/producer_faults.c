@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "emulator.h"
+#include "kinesis_test.h"
 #include "fault_proxy.h"
 #include "readback.h"
 
@@ -55,22 +56,12 @@ static uint64_t rnd(void)
 
 static struct cn_kinesis_client_opts client_opts(const char *url)
 {
-    struct cn_kinesis_client_opts o = {.endpoint_url = url,
-                                       .region = "us-east-1",
-                                       .access_key_id = "AKIDEXAMPLE",
-                                       .secret_access_key = "secret"};
-    return o;
+    return cn_kt_client_opts(url, 0);
 }
 
 static void create_active(struct cn_kinesis_client *kc, const char *stream, int shards)
 {
-    struct cn_kinesis_error err;
-    int rc = cn_kinesis_create_stream(kc, stream, shards, &err, soon());
-    if (rc < 0) {
-        fprintf(stderr, "CreateStream: %s %s\n", err.type, err.message);
-    }
-    CN_ASSERT_EQ(rc, 0);
-    CN_ASSERT_EQ(cn_kinesis_wait_active(kc, stream, NULL, &err, soon()), 0);
+    cn_kt_create_active(kc, stream, shards, soon());
 }
 
 /* The proxy's statistics line, parsed; its exit status must be 0. */

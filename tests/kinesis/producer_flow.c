@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "emulator.h"
+#include "kinesis_test.h"
 #include "kinesis/base64.h"
 #include "kinesis/hashkey.h"
 
@@ -32,12 +33,7 @@ static int64_t soon(void)
 
 static struct cn_kinesis_client_opts client_opts(const char *url)
 {
-    struct cn_kinesis_client_opts o = {.endpoint_url = url,
-                                       .region = "us-east-1",
-                                       .access_key_id = "AKIDEXAMPLE",
-                                       .secret_access_key = "secret",
-                                       .max_conns = 8};
-    return o;
+    return cn_kt_client_opts(url, 8);
 }
 
 /* ---- the recording endpoint --------------------------------------------------- */

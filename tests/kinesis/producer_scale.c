@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "emulator.h"
+#include "kinesis_test.h"
 #include "kinesis/agg.h"
 #include "kinesis/base64.h"
 
@@ -101,11 +102,7 @@ static size_t read_number(const uint8_t *p, size_t digits)
 
 static struct cn_kinesis_client_opts client_opts(const char *url)
 {
-    struct cn_kinesis_client_opts o = {.endpoint_url = url,
-                                       .region = "us-east-1",
-                                       .access_key_id = "AKIDEXAMPLE",
-                                       .secret_access_key = "secret"};
-    return o;
+    return cn_kt_client_opts(url, 0);
 }
 
 /* Every record i uses key (i * 7919) mod 10,000: each of the 10,000 keys
@@ -390,13 +387,7 @@ static void scale_read_back(void)
 
 static void create_active(struct cn_kinesis_client *kc, const char *stream, int shards)
 {
-    struct cn_kinesis_error err;
-    int rc = cn_kinesis_create_stream(kc, stream, shards, &err, soon());
-    if (rc < 0) {
-        fprintf(stderr, "CreateStream: %s %s\n", err.type, err.message);
-    }
-    CN_ASSERT_EQ(rc, 0);
-    CN_ASSERT_EQ(cn_kinesis_wait_active(kc, stream, NULL, &err, soon()), 0);
+    cn_kt_create_active(kc, stream, shards, soon());
 }
 
 static int scale_main(void *arg)
